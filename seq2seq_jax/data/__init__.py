@@ -1,0 +1,1 @@
+"""Data: TFDS builders (array_record), vocabularies and the grain input pipeline."""

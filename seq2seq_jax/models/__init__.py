@@ -1,0 +1,30 @@
+"""Model registry: name -> (config dataclass, linen module class).
+
+Every model is a linen module with the contract
+  __call__(inputs [B, S], targets [B, T], train) -> logits [B, T, V]      (teacher forcing)
+  encode(inputs, train) -> encoded;   decode(encoded, inputs, tokens, train, decode) -> logits
+with incremental state kept in the `cache` collection when `decode=True`.
+"""
+
+import dataclasses
+
+from seq2seq_jax.models.transformer import Transformer, TransformerConfig
+from seq2seq_jax.errors import UsageError
+
+MODELS = {
+    "transformer": (TransformerConfig, Transformer),
+}
+
+
+def model_names() -> list[str]:
+  return sorted(MODELS)
+
+
+def build_model(name: str, **hyperparameters):
+  """Returns (config, module) for a registered model; unknown names or fields raise ValueError."""
+  if name not in MODELS:
+    raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
+  config_cls, module_cls = MODELS[name]
+  known = {f.name for f in dataclasses.fields(config_cls)}
+  config = config_cls(**{k: v for k, v in hyperparameters.items() if k in known})
+  return config, module_cls(config)

@@ -1,0 +1,83 @@
+"""Attention mechanisms.
+
+Multi-head scaled dot-product attention, Vaswani et al. (2017) §3.2.1-3.2.2:
+  Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V,
+  MultiHead(Q, K, V) = Concat(head_1..head_h) W^O,  head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V).
+
+Masks are boolean, True = may attend, shaped [B, 1 or H, Tq, Tk].  The attention weights are
+sown into the `intermediates` collection (`attention_weights`, [B, H, Tq, Tk]) for plotting.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def padding_mask(query_tokens, key_tokens, pad_id: int = 0):
+  """[B, Tq], [B, Tk] -> [B, 1, Tq, Tk]: True where both query and key are real tokens."""
+  return nn.make_attention_mask(query_tokens != pad_id, key_tokens != pad_id, dtype=jnp.bool_)
+
+
+def causal_mask(tokens):
+  """[B, T] -> [B, 1, T, T]: position i may attend to positions j <= i."""
+  return nn.make_causal_mask(tokens, dtype=jnp.bool_)
+
+
+def dot_product_weights(query, key, mask):
+  """softmax(Q K^T / sqrt(d_k)) with masking.  query [B, Tq, H, Dh], key [B, Tk, H, Dh],
+  mask [B, 1|H, Tq, Tk] (True = attend) -> weights [B, H, Tq, Tk]; masked weights are exactly 0."""
+  logits = jnp.einsum("bqhd,bkhd->bhqk", query, key) / jnp.sqrt(query.shape[-1]).astype(query.dtype)
+  if mask is not None:
+    logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+  weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+  if mask is not None:
+    weights = jnp.where(mask, weights, 0.0)
+  return weights.astype(query.dtype)
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head attention with an optional key/value cache for incremental decoding.
+
+  queries [B, Tq, D], keys_values [B, Tk, D] -> [B, Tq, D].
+
+  With `decode=True` (self-attention only) the projected keys and values of each new position
+  are written into the `cache` collection (`cached_key`/`cached_value` [B, L_max, H, Dh],
+  `cache_index`), so one step costs O(1) new projections; queries attend to positions <= index.
+  The cache is created on the first call, sized by that call's length (see
+  `seq2seq_jax.decoding.task.initial_cache`).
+  """
+  num_heads: int
+  dropout: float = 0.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, queries, keys_values, mask=None, train: bool = False, decode: bool = False):
+    features = queries.shape[-1]
+    if features % self.num_heads:
+      raise ValueError(f"d_model={features} is not divisible by num_heads={self.num_heads}")
+    head_dim = features // self.num_heads
+    project = lambda name: nn.DenseGeneral((self.num_heads, head_dim), dtype=self.dtype, name=name)
+    query = project("query")(queries)
+    key = project("key")(keys_values)
+    value = project("value")(keys_values)
+
+    if decode:
+      is_initialized = self.has_variable("cache", "cached_key")
+      cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
+      cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
+      cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+      if is_initialized:  # one new position: write it, attend to everything written so far
+        index = cache_index.value
+        key = lax.dynamic_update_slice(cached_key.value, key, (0, index, 0, 0))
+        value = lax.dynamic_update_slice(cached_value.value, value, (0, index, 0, 0))
+        cached_key.value, cached_value.value = key, value
+        cache_index.value = index + queries.shape[1]
+        max_len = key.shape[1]
+        mask = (jnp.arange(max_len) <= index)[None, None, None, :]
+
+    weights = dot_product_weights(query, key, mask)
+    self.sow("intermediates", "attention_weights", weights)
+    weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    return nn.DenseGeneral(features, axis=(-2, -1), dtype=self.dtype, name="out")(out)

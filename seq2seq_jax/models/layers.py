@@ -1,0 +1,93 @@
+"""Building blocks shared by every model family: FeedForward, token embeddings, positional encodings.
+
+Shapes: B batch, L length, D d_model, V vocabulary size.
+"""
+
+import math
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "silu": nn.silu}
+
+
+class FeedForward(nn.Module):
+  """Position-wise feed-forward network, Vaswani et al. (2017) §3.3, eq. (2).
+
+  FFN(x) = act(x W1 + b1) W2 + b2, applied to each position separately.
+  [..., D] -> [..., output_dim or D].
+  """
+  hidden_dim: int
+  output_dim: int | None = None
+  activation: str = "relu"
+  dropout: float = 0.0  # on the hidden activations
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    out_dim = self.output_dim or x.shape[-1]
+    h = nn.Dense(self.hidden_dim, dtype=self.dtype, name="hidden")(x)
+    h = ACTIVATIONS[self.activation](h)
+    h = nn.Dropout(self.dropout)(h, deterministic=not train)
+    return nn.Dense(out_dim, dtype=self.dtype, name="output")(h)
+
+
+class TokenEmbedding(nn.Module):
+  """Token embedding scaled by sqrt(d_model) (Vaswani et al. §3.4); `attend` is the tied output layer.
+
+  ids [B, L] int -> [B, L, D];  attend: [B, L, D] -> logits [B, L, V].
+  """
+  vocab_size: int
+  features: int
+  scale: bool = True
+  dtype: jnp.dtype = jnp.float32
+
+  def setup(self):
+    self.table = nn.Embed(self.vocab_size, self.features, dtype=self.dtype,
+                          embedding_init=nn.initializers.normal(stddev=self.features**-0.5))
+
+  def __call__(self, ids):
+    x = self.table(ids)
+    return x * math.sqrt(self.features) if self.scale else x
+
+  def attend(self, x):
+    return self.table.attend(x)
+
+
+def sinusoidal_table(max_len: int, features: int) -> np.ndarray:
+  """PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(...) (Vaswani et al. §3.5). [max_len, D]."""
+  position = np.arange(max_len)[:, None]
+  div = np.exp(np.arange(0, features, 2) * -(math.log(10000.0) / features))
+  table = np.zeros((max_len, features), np.float32)
+  table[:, 0::2] = np.sin(position * div)
+  table[:, 1::2] = np.cos(position * div)[:, : features // 2]
+  return table
+
+
+class PositionalEncoding(nn.Module):
+  """Adds sinusoidal (fixed) or learned (Vaswani et al. §3.5, Table 3 row E) position vectors.
+
+  x [B, L, D] -> [B, L, D], positions 0..L-1.  With `decode=True` the positions continue from a
+  counter kept in the `cache` collection, so step t of incremental decoding gets position t.
+  """
+  max_len: int
+  kind: str = "sinusoidal"  # or "learned"
+
+  @nn.compact
+  def __call__(self, x, decode: bool = False):
+    length, features = x.shape[-2:]
+    if self.kind == "sinusoidal":
+      table = jnp.asarray(sinusoidal_table(self.max_len, features))
+    elif self.kind == "learned":
+      table = self.param("table", nn.initializers.normal(stddev=0.02), (self.max_len, features))
+    else:
+      raise ValueError(f"positional encoding must be 'sinusoidal' or 'learned', got {self.kind!r}")
+    positions = jnp.arange(length)
+    if decode:
+      is_initialized = self.has_variable("cache", "position")
+      offset = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
+      if is_initialized:
+        positions = positions + offset.value
+        offset.value = offset.value + length
+    return x + jnp.take(table, positions, axis=0, mode="clip").astype(x.dtype)

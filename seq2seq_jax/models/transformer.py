@@ -1,0 +1,156 @@
+"""The Transformer, Vaswani et al. (2017), "Attention Is All You Need", §3.
+
+Encoder (§3.1): N layers of [self-attention, feed-forward], each sublayer wrapped as
+LayerNorm(x + Dropout(Sublayer(x))) (post-LN, the paper) or x + Dropout(Sublayer(LayerNorm(x)))
+(pre-LN, `pre_ln=True`, with a final LayerNorm).  Decoder (§3.1): N layers of [masked
+self-attention, encoder-decoder attention, feed-forward].  Embeddings are scaled by sqrt(d_model)
+and summed with positional encodings (§3.4-3.5); the target embedding may be shared with the
+pre-softmax projection (§3.4).
+
+Shapes: inputs [B, S], targets [B, T] int32 with pad 0; encoded [B, S, D]; logits [B, T, V].
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from seq2seq_jax.errors import UsageError
+from seq2seq_jax.models.attention import MultiHeadAttention, causal_mask, padding_mask
+from seq2seq_jax.models.layers import FeedForward, PositionalEncoding, TokenEmbedding
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """Hyper-parameters; defaults are a small G2P model. `dropout=0` turns every dropout off."""
+  source_vocab_size: int
+  target_vocab_size: int
+  d_model: int = 256
+  num_heads: int = 4
+  d_ff: int = 1024
+  num_encoder_layers: int = 3
+  num_decoder_layers: int = 3
+  dropout: float = 0.1          # residual, embedding and attention-weight dropout (P_drop)
+  max_len: int = 128            # longest source or target the positional encoding covers
+  positional: str = "sinusoidal"  # or "learned"
+  pre_ln: bool = False
+  share_target_embedding: bool = True  # tie target embedding and output projection
+  activation: str = "relu"
+  bos_id: int = 1
+  pad_id: int = 0
+
+  def __post_init__(self):
+    if self.d_model % self.num_heads:
+      raise UsageError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+    if self.positional not in ("sinusoidal", "learned"):
+      raise UsageError(f"positional must be 'sinusoidal' or 'learned', got {self.positional!r}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def shift_right(targets, bos_id: int):
+  """Teacher-forcing decoder input: [B, T] -> [B, T] = [BOS, y_1, ..., y_{T-1}] (pads stay 0)."""
+  shifted = jnp.pad(targets, ((0, 0), (1, 0)), constant_values=bos_id)[:, :-1]
+  return jnp.where(targets == 0, 0, shifted)  # keep pad positions padded
+
+
+class Sublayer(nn.Module):
+  """Residual connection around `fn` with layer normalisation, post-LN (paper) or pre-LN."""
+  pre_ln: bool
+  dropout: float
+
+  @nn.compact
+  def __call__(self, x, fn, train):
+    norm = nn.LayerNorm(name="norm")
+    drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=not train)
+    if self.pre_ln:
+      return x + drop(fn(norm(x)))
+    return norm(x + drop(fn(x)))
+
+
+class EncoderLayer(nn.Module):
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x, mask, train):
+    """x [B, S, D], mask [B, 1, S, S] -> [B, S, D]."""
+    c = self.config
+    attn = MultiHeadAttention(c.num_heads, c.dropout, name="self_attention")
+    x = Sublayer(c.pre_ln, c.dropout, name="attention_block")(x, lambda h: attn(h, h, mask, train), train)
+    ffn = FeedForward(c.d_ff, activation=c.activation, name="feed_forward")
+    return Sublayer(c.pre_ln, c.dropout, name="feed_forward_block")(x, lambda h: ffn(h, train), train)
+
+
+class DecoderLayer(nn.Module):
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, y, encoded, self_mask, cross_mask, train, decode):
+    """y [B, T, D], encoded [B, S, D], self_mask [B, 1, T, T], cross_mask [B, 1, T, S] -> [B, T, D]."""
+    c = self.config
+    self_attn = MultiHeadAttention(c.num_heads, c.dropout, name="self_attention")
+    cross_attn = MultiHeadAttention(c.num_heads, c.dropout, name="cross_attention")
+    ffn = FeedForward(c.d_ff, activation=c.activation, name="feed_forward")
+    y = Sublayer(c.pre_ln, c.dropout, name="self_attention_block")(
+        y, lambda h: self_attn(h, h, self_mask, train, decode), train)
+    y = Sublayer(c.pre_ln, c.dropout, name="cross_attention_block")(
+        y, lambda h: cross_attn(h, encoded, cross_mask, train), train)
+    return Sublayer(c.pre_ln, c.dropout, name="feed_forward_block")(y, lambda h: ffn(h, train), train)
+
+
+class Transformer(nn.Module):
+  """Encoder-decoder Transformer.  `__call__` is teacher forcing; `encode`/`decode` serve search."""
+  config: TransformerConfig
+
+  def setup(self):
+    c = self.config
+    self.source_embedding = TokenEmbedding(c.source_vocab_size, c.d_model)
+    self.target_embedding = TokenEmbedding(c.target_vocab_size, c.d_model)
+    self.positional = PositionalEncoding(c.max_len, c.positional, name="source_positions")
+    self.target_positional = PositionalEncoding(c.max_len, c.positional, name="target_positions")
+    self.encoder_layers = [EncoderLayer(c, name=f"encoder_{i}") for i in range(c.num_encoder_layers)]
+    self.decoder_layers = [DecoderLayer(c, name=f"decoder_{i}") for i in range(c.num_decoder_layers)]
+    self.embedding_dropout = nn.Dropout(c.dropout)
+    if c.pre_ln:
+      self.encoder_norm = nn.LayerNorm()
+      self.decoder_norm = nn.LayerNorm()
+    if not c.share_target_embedding:
+      self.output_projection = nn.Dense(c.target_vocab_size)
+
+  def encode(self, inputs, train: bool = False):
+    """inputs [B, S] -> encoded [B, S, D] (§3.1, encoder)."""
+    c = self.config
+    x = self.source_embedding(inputs)
+    x = self.positional(x)
+    x = self.embedding_dropout(x, deterministic=not train)
+    mask = padding_mask(inputs, inputs, c.pad_id)
+    for layer in self.encoder_layers:
+      x = layer(x, mask, train)
+    return self.encoder_norm(x) if c.pre_ln else x
+
+  def decode(self, encoded, inputs, decoder_tokens, train: bool = False, decode: bool = False):
+    """Decoder (§3.1).  encoded [B, S, D], inputs [B, S] (for the padding mask),
+    decoder_tokens [B, T] (BOS-shifted targets; with `decode=True` the newest token(s) only,
+    positions and keys/values kept in the `cache` collection) -> logits [B, T, V]."""
+    c = self.config
+    if decode:
+      self_mask = None  # the cache masks future positions itself
+      cross_mask = padding_mask(jnp.ones_like(decoder_tokens), inputs, c.pad_id)
+    else:
+      self_mask = padding_mask(decoder_tokens, decoder_tokens, c.pad_id) & causal_mask(decoder_tokens)
+      cross_mask = padding_mask(decoder_tokens, inputs, c.pad_id)
+    y = self.target_embedding(decoder_tokens)
+    y = self.target_positional(y, decode)
+    y = self.embedding_dropout(y, deterministic=not train)
+    for layer in self.decoder_layers:
+      y = layer(y, encoded, self_mask, cross_mask, train, decode)
+    if c.pre_ln:
+      y = self.decoder_norm(y)
+    if c.share_target_embedding:
+      return self.target_embedding.attend(y) / jnp.sqrt(c.d_model).astype(y.dtype)
+    return self.output_projection(y)
+
+  def __call__(self, inputs, targets, train: bool = False):
+    """Teacher forcing: inputs [B, S], targets [B, T] (ending in EOS, pad 0) -> logits [B, T, V]."""
+    encoded = self.encode(inputs, train)
+    return self.decode(encoded, inputs, shift_right(targets, self.config.bos_id), train)

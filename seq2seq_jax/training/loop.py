@@ -1,0 +1,280 @@
+"""train_and_evaluate: data -> train steps -> checkpoints, metrics, evaluation, results.json.
+
+A workdir holds: `config.json` (what made it), `vocab_source.json` / `vocab_target.json`,
+`checkpoints/` (orbax: train state + {step, data position, PRNG key, wall time}), `metrics.jsonl`,
+`tensorboard/` and, at the end, `results.json`.  Running again on the same workdir continues from
+the latest checkpoint and ends exactly where an uninterrupted run ends (batches and dropout keys
+are functions of the step).
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from tqdm import tqdm
+
+from seq2seq_jax import evaluation, models
+from seq2seq_jax.data import datasets, pipeline
+from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID, Vocabulary
+from seq2seq_jax.decoding.task import greedy_decode
+from seq2seq_jax.errors import UsageError
+from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
+from seq2seq_jax.training.metrics_writer import MetricsWriter
+
+# Fields that define the model and its data: a workdir cannot be resumed with other values.
+IDENTITY_FIELDS = ("model", "dataset", "model_hparams", "max_length", "buckets")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  workdir: str
+  model: str = "transformer"
+  dataset: str = "cmudict_g2p"
+  data_dir: str = "~/tensorflow_datasets"
+  model_hparams: dict = dataclasses.field(default_factory=dict)  # fields of the model's config
+  batch_size: int = 256            # global batch, split over all devices
+  num_train_steps: int = 1500
+  eval_every_steps: int = 500
+  checkpoint_every_steps: int = 500
+  log_every_steps: int = 50
+  seed: int = 0
+  schedule: str = "inverse_sqrt"
+  learning_rate: float = 1.0       # scale of the schedule (inverse_sqrt: multiplies d^-0.5 ...)
+  warmup_steps: int = 1000
+  grad_clip_norm: float = 0.0
+  label_smoothing: float = 0.1
+  max_length: int = 32             # longest source/target (tokens incl. EOS) used in training
+  buckets: tuple = pipeline.DEFAULT_BUCKETS
+  eval_batch_size: int = 512
+  max_eval_examples: int = 0       # validation examples for periodic WER (0 = all)
+  keep_checkpoints: int = 2
+
+
+def validate(config: TrainConfig) -> None:
+  """Raises UsageError naming the first bad setting."""
+  for name in ("num_train_steps", "eval_every_steps", "checkpoint_every_steps", "log_every_steps",
+               "batch_size", "eval_batch_size", "warmup_steps", "keep_checkpoints"):
+    if getattr(config, name) <= 0:
+      raise UsageError(f"--{name} must be a positive integer, got {getattr(config, name)}")
+  if config.batch_size % jax.device_count():
+    raise UsageError(f"--batch_size={config.batch_size} must be divisible by the number of devices "
+                     f"({jax.device_count()})")
+  if config.eval_batch_size % jax.device_count():
+    raise UsageError(f"--eval_batch_size={config.eval_batch_size} must be divisible by the number "
+                     f"of devices ({jax.device_count()})")
+  if not 0.0 <= config.label_smoothing < 1.0:
+    raise UsageError(f"--label_smoothing must be in [0, 1), got {config.label_smoothing}")
+  if config.max_length > max(config.buckets):
+    raise UsageError(f"--max_length={config.max_length} exceeds the longest bucket {max(config.buckets)}")
+  if config.schedule not in state_lib.SCHEDULES:
+    raise UsageError(f"unknown --schedule={config.schedule!r}; choose one of: {', '.join(state_lib.SCHEDULES)}")
+
+
+def _identity(config: TrainConfig) -> dict:
+  d = dataclasses.asdict(config)
+  return json.loads(json.dumps({k: d[k] for k in IDENTITY_FIELDS}))
+
+
+def _write_json_atomic(path: str, obj) -> None:
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=1, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def prepare_workdir(config: TrainConfig, vocabs: tuple[Vocabulary, Vocabulary]) -> None:
+  """Records config and vocabularies; refuses (UsageError, nothing written) a workdir made with a
+  different model, dataset or vocabulary."""
+  path = os.path.join(config.workdir, "config.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    mine = _identity(config)
+    diff = [f"{k}: {saved.get(k)!r} != {mine[k]!r}" for k in IDENTITY_FIELDS if saved.get(k) != mine[k]]
+    if diff:
+      raise UsageError(f"workdir {config.workdir} holds a run with different settings ({'; '.join(diff)}); "
+                       "use a new --workdir or the original flags")
+    for side, vocab in zip(("source", "target"), vocabs):
+      with open(os.path.join(config.workdir, f"vocab_{side}.json")) as f:
+        if Vocabulary.from_json(f.read()) != vocab:
+          raise UsageError(f"workdir {config.workdir}: the {side} vocabulary differs from this data; "
+                           "use a new --workdir")
+    return
+  os.makedirs(config.workdir, exist_ok=True)
+  for side, vocab in zip(("source", "target"), vocabs):
+    with open(os.path.join(config.workdir, f"vocab_{side}.json"), "w") as f:
+      f.write(vocab.to_json())
+  _write_json_atomic(path, {**_identity(config), "full_config": json.loads(json.dumps(dataclasses.asdict(config)))})
+
+
+def load_workdir(workdir: str):
+  """(config dict, source vocab, target vocab) recorded in a workdir."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise UsageError(f"{workdir} is not a training workdir (no config.json); train with "
+                     f"`python -m experiments.train --workdir={workdir}` first")
+  with open(path) as f:
+    config = json.load(f)
+  vocabs = []
+  for side in ("source", "target"):
+    with open(os.path.join(workdir, f"vocab_{side}.json")) as f:
+      vocabs.append(Vocabulary.from_json(f.read()))
+  return config, vocabs[0], vocabs[1]
+
+
+def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+
+def restore_params(workdir: str, abstract_state):
+  """The latest checkpoint's train state, restored into the structure of `abstract_state`."""
+  manager = checkpoint_manager(workdir)
+  step = manager.latest_step()
+  if step is None:
+    raise UsageError(f"{workdir} has no checkpoint yet")
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+  return restored["state"], step
+
+
+def decode_all(model, params, sources: list[np.ndarray], batch_size: int, max_decode_len: int,
+               buckets) -> list[np.ndarray]:
+  """Greedy outputs (token ids, EOS-terminated) for every source, in input order."""
+  outputs = [None] * len(sources)
+  for idx, batch in pipeline.eval_batches(sources, None, batch_size, buckets):
+    tokens, _ = greedy_decode(model, params, batch["inputs"], max_decode_len, BOS_ID, EOS_ID)
+    tokens = np.asarray(tokens)
+    for row, i in enumerate(idx):
+      outputs[i] = tokens[row]
+  return outputs
+
+
+def evaluate(model, params, eval_fn, examples, vocabs, config: TrainConfig, mesh) -> dict:
+  """Teacher-forced loss/accuracy over every reference, and greedy WER/PER per example."""
+  source_vocab, target_vocab = vocabs
+  pairs = pipeline.encode_pairs(examples, source_vocab, target_vocab, max(config.buckets))
+  sums = None
+  for _, batch in pipeline.eval_batches(pairs.sources, pairs.targets, config.eval_batch_size, config.buckets):
+    s = eval_fn(params, parallel.shard_batch(batch, mesh))
+    sums = s if sums is None else jax.tree.map(lambda a, b: a + b, sums, s)
+  metrics = step_lib.summarize(jax.device_get(sums))
+  sources = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
+  outputs = decode_all(model, params, sources, config.eval_batch_size, max(config.buckets), config.buckets)
+  hypotheses = [target_vocab.decode(o) for o in outputs]
+  references = [e.references for e in examples]
+  metrics["wer"] = evaluation.word_error_rate(hypotheses, references)
+  metrics["per"] = evaluation.symbol_error_rate(hypotheses, references, target_vocab.separator)
+  metrics["examples"] = len(examples)
+  return metrics
+
+
+def train_and_evaluate(config: TrainConfig) -> dict:
+  """Trains (or resumes) in `config.workdir`, evaluates on the test split, writes results.json."""
+  validate(config)
+  spec = datasets.spec(config.dataset)
+  model_config, model = None, None
+  splits = datasets.load(config.dataset, config.data_dir)
+  examples = {name: pipeline.read_examples(source, spec) for name, source in splits.items()}
+  vocabs = pipeline.build_vocabularies(examples["train"], spec)
+  model_config, model = models.build_model(
+      config.model, source_vocab_size=vocabs[0].size, target_vocab_size=vocabs[1].size,
+      **config.model_hparams)
+  prepare_workdir(config, vocabs)
+  is_chief = jax.process_index() == 0
+
+  train_pairs = pipeline.encode_pairs(examples["train"], *vocabs, config.max_length)
+  batches = pipeline.TrainBatches(train_pairs, config.batch_size, config.buckets, config.seed)
+  validation = examples["validation"]
+  if config.max_eval_examples:
+    validation = validation[: config.max_eval_examples]
+
+  mesh = parallel.make_mesh()
+  schedule = state_lib.learning_rate_schedule(
+      config.schedule, getattr(model_config, "d_model", 512), config.warmup_steps,
+      config.learning_rate, config.num_train_steps)
+  tx = state_lib.adam(schedule, grad_clip_norm=config.grad_clip_norm)
+  init_key, dropout_base = jax.random.split(jax.random.key(config.seed, impl="rbg"))
+  shape = (config.batch_size, config.buckets[0])
+  state = state_lib.create_train_state(model, init_key, shape, shape, tx)
+  n_params = state_lib.parameter_count(state.params)
+
+  manager = checkpoint_manager(config.workdir, config.keep_checkpoints)
+  writer = MetricsWriter(config.workdir, enabled=is_chief)
+  meta = {"wall_s": 0.0}
+  if manager.latest_step() is not None:
+    restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(state), meta=ocp.args.JsonRestore()))
+    state, meta = restored["state"], restored["meta"]
+    dropout_base = jax.random.wrap_key_data(np.asarray(meta["dropout_key"], np.uint32), impl="rbg")
+    writer.truncate_after(int(meta["step"]))
+  state = parallel.replicate(state, mesh)
+  dropout_base = parallel.replicate(dropout_base, mesh)
+
+  train_fn = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), donate_argnums=(0,),
+                                    label_smoothing=config.label_smoothing)
+  eval_fn = parallel.data_parallel(step_lib.eval_step, mesh, batch_argnums=(1,), apply_fn=model.apply,
+                                   label_smoothing=config.label_smoothing)
+
+  def save(step):
+    meta_now = {"step": step, "data_position": batches.position(step), "wall_s": wall_s(),
+                "dropout_key": np.asarray(jax.random.key_data(dropout_base)).tolist()}
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               meta=ocp.args.JsonSave(meta_now)))
+
+  start_step = int(jax.device_get(state.step))
+  session_start = time.time()
+  wall_s = lambda: meta["wall_s"] + time.time() - session_start
+  if is_chief:
+    print(f"{config.model}: {n_params:,} parameters; {config.dataset}: {len(train_pairs.sources):,} "
+          f"training pairs ({train_pairs.dropped} longer than {config.max_length} dropped), "
+          f"{batches.steps_per_epoch} steps/epoch; devices: {jax.device_count()}; "
+          f"{'resuming at step ' + str(start_step) if start_step else 'starting'}", flush=True)
+
+  progress = tqdm(total=config.num_train_steps, initial=start_step, disable=not is_chief,
+                  dynamic_ncols=True, desc="train")
+  sums, tick, tick_step = None, time.time(), start_step
+  for step in range(start_step, config.num_train_steps):
+    batch = parallel.shard_batch(batches[step], mesh)
+    state, step_sums = train_fn(state, batch, dropout_base)
+    sums = step_sums if sums is None else jax.tree.map(lambda a, b: a + b, sums, step_sums)
+    done = step + 1
+    progress.update(1)
+    if done % config.log_every_steps == 0 or done == config.num_train_steps:
+      metrics = step_lib.summarize(jax.device_get(sums))
+      metrics["grad_norm"] = float(jax.device_get(step_sums["grad_norm"]))
+      elapsed = time.time() - tick
+      metrics["target_tokens_per_s"] = metrics["tokens"] / elapsed
+      metrics["steps_per_s"] = (done - tick_step) / elapsed
+      metrics["learning_rate"] = float(schedule(done))
+      writer.write(done, {f"train/{k}": v for k, v in metrics.items()})
+      progress.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['target_tokens_per_s']:.0f}")
+      sums, tick, tick_step = None, time.time(), done
+    if done % config.eval_every_steps == 0 and done != config.num_train_steps:
+      valid = evaluate(model, state.params, eval_fn, validation, vocabs, config, mesh)
+      writer.write(done, {f"validation/{k}": v for k, v in valid.items()})
+      progress.write(f"step {done}: validation loss {valid['loss']:.3f} accuracy {valid['accuracy']:.3f} "
+                     f"WER {valid['wer']:.2%} PER {valid['per']:.2%}")
+      tick = time.time()  # evaluation time is not training throughput
+    if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps:
+      save(done)
+  progress.close()
+  manager.wait_until_finished()
+
+  train_loss = None
+  if os.path.exists(writer.path):
+    with open(writer.path) as f:
+      logged = [json.loads(line) for line in f if '"train/loss"' in line]
+    train_loss = logged[-1]["train/loss"] if logged else None
+  test = evaluate(model, state.params, eval_fn, examples["test"], vocabs, config, mesh)
+  results = {"step": config.num_train_steps, "train_loss": train_loss, "wall_s": round(wall_s(), 1),
+             "params": n_params, "model": config.model, "dataset": config.dataset, "split": "test",
+             "decoding": "greedy", "devices": jax.device_count(), "eval": test}
+  if is_chief:
+    writer.write(config.num_train_steps, {f"test/{k}": v for k, v in test.items()})
+    _write_json_atomic(os.path.join(config.workdir, "results.json"), results)
+  writer.close()
+  return results
