@@ -8,7 +8,7 @@ Running the same command again continues from the workdir's latest checkpoint.
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 
@@ -23,6 +23,8 @@ flags.DEFINE_integer("log_every_steps", 50, "Training metrics every N steps.")
 flags.DEFINE_integer("batch_size", 256, "Global batch size (split over all devices).")
 flags.DEFINE_integer("eval_batch_size", 512, "Evaluation/decoding batch size.")
 flags.DEFINE_integer("max_eval_examples", 2000, "Validation examples for periodic WER (0 = all).")
+flags.DEFINE_integer("max_test_examples", 0, "Test examples for the final evaluation (0 = all; "
+                     "fewer only for smoke tests).")
 flags.DEFINE_integer("seed", 0, "Seed for initialisation, data order and dropout.")
 flags.DEFINE_enum("schedule", "inverse_sqrt", ["inverse_sqrt", "constant", "cosine"],
                   "Learning-rate schedule (inverse_sqrt: Vaswani et al. eq. 3).")
@@ -58,12 +60,13 @@ def config_from_flags():
       learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps,
       grad_clip_norm=FLAGS.grad_clip_norm, label_smoothing=FLAGS.label_smoothing,
       max_length=FLAGS.max_length, eval_batch_size=FLAGS.eval_batch_size,
-      max_eval_examples=FLAGS.max_eval_examples)
+      max_eval_examples=FLAGS.max_eval_examples, max_test_examples=FLAGS.max_test_examples)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint file at INFO
   from seq2seq_jax import models  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.data import datasets  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top

@@ -19,10 +19,13 @@ from seq2seq_jax.data.tokenizers import Vocabulary
 DEFAULT_BUCKETS = (8, 12, 16, 32)
 
 
-def read_examples(data_source, spec: DatasetSpec) -> list[Example]:
-  """All examples of one split, in the data source's order."""
-  dataset = grain.MapDataset.source(data_source).map(spec.to_example)
-  return [dataset[i] for i in range(len(dataset))]
+def read_examples(data_source, spec: DatasetSpec, chunk: int = 8192) -> list[Example]:
+  """All examples of one split, in the data source's order.  Records are read in chunks through
+  the data source's batched `__getitems__` (the grain protocol): one read per record is ~15x slower."""
+  records = []
+  for start in range(0, len(data_source), chunk):
+    records.extend(data_source.__getitems__(list(range(start, min(start + chunk, len(data_source))))))
+  return [spec.to_example(r) for r in records]
 
 
 def build_vocabularies(train_examples: list[Example], spec: DatasetSpec) -> tuple[Vocabulary, Vocabulary]:

@@ -8,11 +8,13 @@ import dataclasses
 import functools
 import json
 
+from seq2seq_jax.errors import UsageError
+
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIALS = ("<pad>", "<s>", "</s>")
 
 
-class OutOfVocabularyError(ValueError):
+class OutOfVocabularyError(UsageError):
   """A text holds a symbol the vocabulary does not know."""
 
 

@@ -51,6 +51,7 @@ class TrainConfig:
   buckets: tuple = pipeline.DEFAULT_BUCKETS
   eval_batch_size: int = 512
   max_eval_examples: int = 0       # validation examples for periodic WER (0 = all)
+  max_test_examples: int = 0       # test examples for the final evaluation (0 = all; fewer for smoke tests)
   keep_checkpoints: int = 2
 
 
@@ -269,7 +270,8 @@ def train_and_evaluate(config: TrainConfig) -> dict:
     with open(writer.path) as f:
       logged = [json.loads(line) for line in f if '"train/loss"' in line]
     train_loss = logged[-1]["train/loss"] if logged else None
-  test = evaluate(model, state.params, eval_fn, examples["test"], vocabs, config, mesh)
+  test_examples = examples["test"][: config.max_test_examples or None]
+  test = evaluate(model, state.params, eval_fn, test_examples, vocabs, config, mesh)
   results = {"step": config.num_train_steps, "train_loss": train_loss, "wall_s": round(wall_s(), 1),
              "params": n_params, "model": config.model, "dataset": config.dataset, "split": "test",
              "decoding": "greedy", "devices": jax.device_count(), "eval": test}

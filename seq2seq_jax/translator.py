@@ -1,0 +1,53 @@
+"""A trained model ready to use: workdir -> (vocabularies, model, params) -> text in, text out."""
+
+import dataclasses
+
+import numpy as np
+import orbax.checkpoint as ocp
+
+from seq2seq_jax import models
+from seq2seq_jax.data import pipeline
+from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID, Vocabulary
+from seq2seq_jax.errors import UsageError
+from seq2seq_jax.training import loop
+
+
+@dataclasses.dataclass
+class Translator:
+  model: object
+  params: dict
+  source_vocab: Vocabulary
+  target_vocab: Vocabulary
+  buckets: tuple
+  step: int
+
+  @classmethod
+  def from_workdir(cls, workdir: str) -> "Translator":
+    """Loads the vocabularies, the model recorded in config.json and the latest checkpoint's params."""
+    config, source_vocab, target_vocab = loop.load_workdir(workdir)
+    _, model = models.build_model(config["model"], source_vocab_size=source_vocab.size,
+                                  target_vocab_size=target_vocab.size, **config["model_hparams"])
+    manager = loop.checkpoint_manager(workdir)
+    step = manager.latest_step()
+    if step is None:
+      raise UsageError(f"{workdir} has no checkpoint yet; train first")
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    return cls(model, restored["state"]["params"], source_vocab, target_vocab,
+               tuple(config["buckets"]), step)
+
+  def encode_sources(self, texts: list[str]) -> list[np.ndarray]:
+    """Token ids per text; UsageError naming the line if a text is empty, too long or out of vocabulary."""
+    limit = max(self.buckets)
+    sources = []
+    for line, text in enumerate(texts, 1):
+      ids = self.source_vocab.encode(text)  # raises OutOfVocabularyError (a UsageError)
+      if not ids:
+        raise UsageError(f"input {line} is empty")
+      if len(ids) > limit:
+        raise UsageError(f"input {line} ({text[:40]!r}...) has {len(ids)} tokens; this model takes at most {limit}")
+      sources.append(np.asarray(ids, np.int32))
+    return sources
+
+  def translate(self, sources: list[np.ndarray], batch_size: int = 256) -> list[str]:
+    outputs = loop.decode_all(self.model, self.params, sources, batch_size, max(self.buckets), self.buckets)
+    return [self.target_vocab.decode(o) for o in outputs]

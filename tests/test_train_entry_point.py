@@ -1,0 +1,105 @@
+"""experiments.train / experiments.decode end to end: resume after SIGKILL, decoding, bad inputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+
+TINY = ["--d_model=32", "--num_heads=2", "--d_ff=64", "--num_layers=1", "--batch_size=64",
+        "--eval_batch_size=256", "--max_eval_examples=64", "--max_test_examples=256",
+        "--log_every_steps=5", "--warmup_steps=10"]
+
+
+def command(module, *flags):
+  return [sys.executable, "-m", f"experiments.{module}", *flags]
+
+
+def run(module, *flags, check=True):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  proc = subprocess.run(command(module, *flags), cwd=REPO, capture_output=True, text=True, env=env,
+                        timeout=600)
+  if check and proc.returncode:
+    raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+  return proc
+
+
+def train_flags(workdir, data_dir, steps=40, **extra):
+  flags = [f"--workdir={workdir}", f"--data_dir={data_dir}", f"--num_train_steps={steps}",
+           "--checkpoint_every_steps=10", "--eval_every_steps=20", *TINY]
+  return flags + [f"--{k}={v}" for k, v in extra.items()]
+
+
+def results(workdir):
+  with open(os.path.join(workdir, "results.json")) as f:
+    r = json.load(f)
+  r.pop("wall_s")
+  return r
+
+
+def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
+  straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+  run("train", *train_flags(straight, data_dir))
+
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  proc = subprocess.Popen(command("train", *train_flags(killed, data_dir)), cwd=REPO, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoint_20 = os.path.join(killed, "checkpoints", "20")
+  deadline = time.time() + 300
+  while not os.path.isdir(checkpoint_20) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not os.path.exists(os.path.join(killed, "results.json")), "killed too late to test resuming"
+
+  out = run("train", *train_flags(killed, data_dir))
+  assert "resuming at step" in out.stdout
+  assert results(killed) == results(straight)
+  with open(os.path.join(killed, "metrics.jsonl")) as f:
+    steps = [json.loads(line)["step"] for line in f if "train/loss" in line]
+  assert steps == sorted(set(steps)), "metrics after the last checkpoint must not be logged twice"
+
+  # Decoding from the workdir: one output line per input line, and stdout for --inputs.
+  words = tmp_path / "words.txt"
+  words.write_text("hello\nworld\nabc\n")
+  run("decode", f"--workdir={killed}", f"--input_file={words}", f"--output_file={tmp_path / 'out.txt'}")
+  assert len((tmp_path / "out.txt").read_text().splitlines()) == 3
+  printed = run("decode", f"--workdir={killed}", "--inputs=hello,world").stdout.splitlines()
+  assert [line.split("\t")[0] for line in printed] == ["hello", "world"]
+
+  # Bad input to decode: a character outside the vocabulary; nothing is written.
+  bad = run("decode", f"--workdir={killed}", "--inputs=hello,wor1d", check=False)
+  assert bad.returncode != 0 and "Traceback" not in bad.stderr
+  assert "'1'" in bad.stderr.strip().splitlines()[-1]
+  out_file = tmp_path / "none.txt"
+  words.write_text("ok\nb@d\n")
+  bad = run("decode", f"--workdir={killed}", f"--input_file={words}", f"--output_file={out_file}", check=False)
+  assert bad.returncode != 0 and not out_file.exists()
+
+  # A workdir made with other model flags is refused and left untouched.
+  before = open(os.path.join(killed, "config.json")).read()
+  bad = run("train", *train_flags(killed, data_dir), "--d_model=64", check=False)
+  assert bad.returncode != 0 and "Traceback" not in bad.stderr
+  assert "d_model" in bad.stderr.strip().splitlines()[-1]
+  assert open(os.path.join(killed, "config.json")).read() == before
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--model=lstm9000", "unknown model 'lstm9000'"),
+    ("--dataset=nope", "unknown dataset 'nope'"),
+    ("--num_train_steps=0", "--num_train_steps must be a positive integer"),
+    ("--num_train_steps=-5", "--num_train_steps must be a positive integer"),
+    ("--num_heads=3", "d_model=32 must be divisible by num_heads=3"),
+])
+def test_bad_flags_give_one_clear_line(tmp_path, flag, message):
+  workdir = tmp_path / "w"
+  proc = run("train", f"--workdir={workdir}", "--data_dir=/nonexistent", *TINY, flag, check=False)
+  assert proc.returncode != 0
+  assert "Traceback" not in proc.stderr
+  assert message in proc.stderr.strip().splitlines()[-1]
+  assert not workdir.exists()

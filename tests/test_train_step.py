@@ -1,0 +1,81 @@
+"""The generic train step: global-token normalisation, one device equal to two."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seq2seq_jax.models import build_model
+from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
+
+
+def batch_with_uneven_padding(seed, batch=8, length=10):
+  """Rows with very different target lengths: a mean of per-device means would be wrong here."""
+  rng = np.random.default_rng(seed)
+  inputs = rng.integers(3, 30, (batch, length)).astype(np.int32)
+  targets = rng.integers(3, 25, (batch, length)).astype(np.int32)
+  for r in range(batch):
+    targets[r, 1 + (r * 3) % length:] = 0
+    inputs[r, 2 + (r * 5) % (length - 2):] = 0
+  return {"inputs": inputs, "targets": targets}
+
+
+def run_steps(devices, num_steps=4, dropout=0.0):
+  _, model = build_model("transformer", source_vocab_size=30, target_vocab_size=25, d_model=32,
+                         num_heads=4, d_ff=64, num_encoder_layers=2, num_decoder_layers=2, dropout=dropout)
+  mesh = parallel.make_mesh(devices)
+  tx = state_lib.adam(state_lib.learning_rate_schedule("inverse_sqrt", 32, 4, 1.0, num_steps))
+  state = state_lib.create_train_state(model, jax.random.key(0), (8, 10), (8, 10), tx)
+  state = parallel.replicate(state, mesh)
+  train = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), label_smoothing=0.1)
+  key = parallel.replicate(jax.random.key(1, impl="rbg"), mesh)
+  losses = []
+  for i in range(num_steps):
+    state, sums = train(state, parallel.shard_batch(batch_with_uneven_padding(i), mesh), key)
+    losses.append(step_lib.summarize(jax.device_get(sums))["loss"])
+  return jax.device_get(state.params), losses
+
+
+def test_two_devices_equal_one():
+  assert jax.device_count() >= 2, "conftest forces 2 host devices"
+  params_1, losses_1 = run_steps(jax.devices()[:1])
+  params_2, losses_2 = run_steps(jax.devices()[:2])
+  np.testing.assert_allclose(losses_1, losses_2, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(params_1), jax.tree.leaves(params_2)):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_dropout_differs_per_device_and_step_but_is_reproducible():
+  params_a, _ = run_steps(jax.devices()[:2], num_steps=2, dropout=0.3)
+  params_b, _ = run_steps(jax.devices()[:2], num_steps=2, dropout=0.3)
+  params_c, _ = run_steps(jax.devices()[:2], num_steps=2, dropout=0.0)
+  for a, b in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b)):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.allclose(a, c) for a, c in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_c)))
+
+
+def test_loss_is_normalised_by_global_token_count():
+  """The step's loss equals the token-weighted mean over the whole batch, computed directly."""
+  _, model = build_model("transformer", source_vocab_size=30, target_vocab_size=25, d_model=32,
+                         num_heads=4, d_ff=64, num_encoder_layers=1, num_decoder_layers=1, dropout=0.0)
+  batch = batch_with_uneven_padding(7)
+  params = model.init(jax.random.key(0), batch["inputs"], batch["targets"])["params"]
+  logits = model.apply({"params": params}, batch["inputs"], batch["targets"])
+  smoothed, _ = step_lib.token_losses(logits, jnp.asarray(batch["targets"]), 0.1)
+  weights = batch["targets"] != 0
+  expected = float(jnp.sum(smoothed * weights) / weights.sum())
+  mesh = parallel.make_mesh(jax.devices()[:2])
+  evaluate = parallel.data_parallel(step_lib.eval_step, mesh, batch_argnums=(1,), apply_fn=model.apply,
+                                    label_smoothing=0.1)
+  got = step_lib.summarize(evaluate(parallel.replicate(params, mesh), parallel.shard_batch(batch, mesh)))
+  assert got["tokens"] == int(weights.sum())
+  assert got["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_label_smoothing_minimum_is_zero():
+  targets = jnp.array([[3, 4]])
+  vocab = 6
+  eps = 0.1
+  soft = jax.nn.one_hot(targets, vocab) * (1 - eps - eps / (vocab - 1)) + eps / (vocab - 1)
+  smoothed, _ = step_lib.token_losses(jnp.log(soft), targets, eps)
+  np.testing.assert_allclose(smoothed, 0.0, atol=1e-5)

@@ -1,0 +1,116 @@
+"""Transformer: masks proven by perturbation, cached decoding equal to full recomputation, overfitting."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seq2seq_jax.decoding.task import greedy_decode, step_function
+from seq2seq_jax.models import build_model
+from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
+
+SRC_V, TGT_V = 20, 17
+
+
+def tiny(**kw):
+  hp = dict(d_model=32, num_heads=4, d_ff=64, num_encoder_layers=2, num_decoder_layers=2, dropout=0.0)
+  hp.update(kw)
+  return build_model("transformer", source_vocab_size=SRC_V, target_vocab_size=TGT_V, **hp)[1]
+
+
+def random_batch(seed, batch=3, src_len=7, tgt_len=6):
+  rng = np.random.default_rng(seed)
+  inputs = rng.integers(3, SRC_V, (batch, src_len)).astype(np.int32)
+  targets = rng.integers(3, TGT_V, (batch, tgt_len)).astype(np.int32)
+  inputs[1, 4:] = 0  # row 1: 4 real source tokens
+  targets[1, 3:] = 0  # row 1: 3 real target tokens
+  return jnp.asarray(inputs), jnp.asarray(targets)
+
+
+def init(model, inputs, targets):
+  return model.init(jax.random.key(0), inputs, targets)["params"]
+
+
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_source_padding_is_invisible(pre_ln):
+  """Extra pad columns change neither the encoder states of real tokens nor the decoder logits."""
+  model = tiny(pre_ln=pre_ln)
+  inputs, targets = random_batch(0)
+  params = init(model, inputs, targets)
+  wider = jnp.pad(inputs, ((0, 0), (0, 5)))
+  enc = model.apply({"params": params}, inputs, method=model.encode)
+  enc_wider = model.apply({"params": params}, wider, method=model.encode)
+  np.testing.assert_allclose(enc[1, :4], enc_wider[1, :4], atol=1e-5)
+  np.testing.assert_allclose(enc[0], enc_wider[0, :7], atol=1e-5)
+  logits = model.apply({"params": params}, inputs, targets)
+  logits_wider = model.apply({"params": params}, wider, targets)
+  np.testing.assert_allclose(logits, logits_wider, atol=1e-5)
+
+
+def test_padding_mask_blocks_attention_to_pad_keys():
+  """Perturb the *values* behind masked keys: encoder states of real tokens must not change."""
+  from seq2seq_jax.models.attention import MultiHeadAttention, padding_mask
+  attn = MultiHeadAttention(num_heads=2)
+  x = jax.random.normal(jax.random.key(1), (2, 6, 8))
+  tokens = jnp.array([[5, 6, 7, 0, 0, 0], [5, 6, 7, 8, 9, 4]])
+  mask = padding_mask(tokens, tokens)
+  params = attn.init(jax.random.key(2), x, x, mask)
+  out, inter = attn.apply(params, x, x, mask, mutable=["intermediates"])
+  x2 = x.at[0, 3:].set(100.0)  # garbage where row 0 is padded
+  out2 = attn.apply(params, x2, x2, mask)
+  np.testing.assert_allclose(out[0, :3], out2[0, :3], atol=1e-6)
+  np.testing.assert_allclose(out[1], out2[1], atol=1e-6)
+  weights = inter["intermediates"]["attention_weights"][0]  # [B, H, Tq, Tk]
+  assert float(jnp.max(jnp.abs(weights[0, :, :3, 3:]))) == 0.0  # exactly zero on pad keys
+  np.testing.assert_allclose(jnp.sum(weights[0, :, :3, :], -1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_causal_mask_hides_future_targets(pre_ln):
+  model = tiny(pre_ln=pre_ln)
+  inputs, targets = random_batch(1)
+  params = init(model, inputs, targets)
+  logits = model.apply({"params": params}, inputs, targets)
+  # Decoder input at position t is target t-1; changing targets at positions >= 3 changes decoder
+  # inputs at positions >= 4, so logits at positions 0..3 must not move.
+  changed = targets.at[0, 3:].set(5)
+  logits2 = model.apply({"params": params}, inputs, changed)
+  np.testing.assert_allclose(logits[0, :4], logits2[0, :4], atol=1e-5)
+  assert float(jnp.max(jnp.abs(logits[0, 4:] - logits2[0, 4:]))) > 1e-4  # and later ones do
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(pre_ln=True), dict(positional="learned"),
+                                dict(share_target_embedding=False)])
+def test_cached_decoding_equals_full_recomputation(kw):
+  model = tiny(**kw)
+  inputs, _ = random_batch(2)
+  targets = jnp.asarray(np.random.default_rng(3).integers(3, TGT_V, (3, 8)), jnp.int32)
+  params = init(model, inputs, targets)
+  full = model.apply({"params": params}, inputs, targets)  # [B, T, V], decoder input = BOS + y[:-1]
+  tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len=8)
+  previous = jnp.full((3, 1), 1, jnp.int32)
+  for t in range(8):
+    logits, cache = tokens_to_logits(previous, cache)
+    np.testing.assert_allclose(logits, full[:, t], atol=1e-5, rtol=1e-5)
+    previous = targets[:, t:t + 1]
+
+
+def test_overfits_a_tiny_batch_and_greedy_reproduces_it():
+  model = tiny(d_model=64, d_ff=128)
+  rng = np.random.default_rng(4)
+  inputs = rng.integers(3, SRC_V, (8, 6)).astype(np.int32)
+  targets = rng.integers(3, TGT_V, (8, 6)).astype(np.int32)
+  targets[:, -1] = 2  # EOS
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  tx = state_lib.adam(state_lib.learning_rate_schedule("constant", 64, 10, 3e-3, 300))
+  state = parallel.replicate(state_lib.create_train_state(model, jax.random.key(0), inputs.shape,
+                                                          targets.shape, tx), mesh)
+  train = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), label_smoothing=0.0)
+  batch = {"inputs": inputs, "targets": targets}
+  key = jax.random.key(0, impl="rbg")
+  for _ in range(300):
+    state, sums = train(state, batch, key)
+  metrics = step_lib.summarize(sums)
+  assert metrics["nll"] < 0.02 and metrics["accuracy"] == 1.0, metrics
+  tokens, _ = greedy_decode(model, state.params, jnp.asarray(inputs), 6, 1, 2)
+  np.testing.assert_array_equal(np.asarray(tokens), targets)
