@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from seq2seq_jax.models import build_model
@@ -20,11 +21,12 @@ def batch_with_uneven_padding(seed, batch=8, length=10):
   return {"inputs": inputs, "targets": targets}
 
 
-def run_steps(devices, num_steps=4, dropout=0.0):
+def run_steps(devices, num_steps=4, dropout=0.0, optimizer="adam"):
   _, model = build_model("transformer", source_vocab_size=30, target_vocab_size=25, d_model=32,
                          num_heads=4, d_ff=64, num_encoder_layers=2, num_decoder_layers=2, dropout=dropout)
   mesh = parallel.make_mesh(devices)
-  tx = state_lib.adam(state_lib.learning_rate_schedule("inverse_sqrt", 32, 4, 1.0, num_steps))
+  schedule = state_lib.learning_rate_schedule("inverse_sqrt", 32, 4, 1.0, num_steps)
+  tx = state_lib.adam(schedule) if optimizer == "adam" else optax.sgd(0.5)
   state = state_lib.create_train_state(model, jax.random.key(0), (8, 10), (8, 10), tx)
   state = parallel.replicate(state, mesh)
   train = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), label_smoothing=0.1)
@@ -36,13 +38,21 @@ def run_steps(devices, num_steps=4, dropout=0.0):
   return jax.device_get(state.params), losses
 
 
-def test_two_devices_equal_one():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_two_devices_equal_one(optimizer):
+  """Same global batch on 1 and 2 devices: same losses and parameters after several steps.
+
+  Adam's first steps move every parameter by about +-lr * sign(gradient), so an entry whose
+  gradient is ~0 may flip with float summation order; parameters are compared at 1e-5 with SGD,
+  which passes the gradient through unchanged (Adam: loss curves at 1e-5, parameters at 1e-4).
+  """
   assert jax.device_count() >= 2, "conftest forces 2 host devices"
-  params_1, losses_1 = run_steps(jax.devices()[:1])
-  params_2, losses_2 = run_steps(jax.devices()[:2])
+  params_1, losses_1 = run_steps(jax.devices()[:1], optimizer=optimizer)
+  params_2, losses_2 = run_steps(jax.devices()[:2], optimizer=optimizer)
   np.testing.assert_allclose(losses_1, losses_2, rtol=1e-5)
+  tolerance = 1e-5 if optimizer == "sgd" else 1e-4
   for a, b in zip(jax.tree.leaves(params_1), jax.tree.leaves(params_2)):
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=tolerance)
 
 
 def test_dropout_differs_per_device_and_step_but_is_reproducible():

@@ -57,7 +57,10 @@ class MultiHeadAttention(nn.Module):
     if features % self.num_heads:
       raise ValueError(f"d_model={features} is not divisible by num_heads={self.num_heads}")
     head_dim = features // self.num_heads
-    project = lambda name: nn.DenseGeneral((self.num_heads, head_dim), dtype=self.dtype, name=name)
+    # W^Q, W^K, W^V are plain matrices (§3.2.2): a key bias would shift every logit of a query
+    # equally and so has exactly zero gradient.
+    project = lambda name: nn.DenseGeneral((self.num_heads, head_dim), use_bias=False,
+                                           dtype=self.dtype, name=name)
     query = project("query")(queries)
     key = project("key")(keys_values)
     value = project("value")(keys_values)

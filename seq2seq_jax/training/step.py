@@ -62,7 +62,7 @@ def train_step(state, batch, base_key, *, label_smoothing: float = 0.1, axis_nam
   sums = lax.psum(sums, axis_name)
   grads = lax.psum(grads, axis_name)
   grads = jax.tree.map(lambda g: g / jnp.maximum(sums["tokens"], 1.0), grads)
-  sums["grad_norm"] = optax.global_norm(grads)
+  sums["grad_norm"] = optax.tree.norm(grads)
   return state.apply_gradients(grads=grads), sums
 
 
