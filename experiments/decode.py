@@ -1,10 +1,14 @@
-r"""Decode with a trained model (greedy search).
+r"""Decode with a trained model: greedy, sampling or beam search, Whisper-style options.
 
   python -m experiments.decode --workdir=runs/default --inputs=hello,world
   python -m experiments.decode --workdir=runs/default --input_file=words.txt --output_file=out.txt
+  python -m experiments.decode --workdir=runs/default --beam_size=8 --nbest=3 --inputs=read
+  python -m experiments.decode --workdir=runs/default --score_file=pairs.tsv
 
-One output line per input line.  Inputs are checked against the model's vocabulary and length
-limit before anything is decoded or written.
+One output line per input line (with --nbest > 1: the hypotheses separated by " | ").
+--score_file: lines "source<TAB>target"; prints each pair with the score beam search ranks by
+(log-prob / length penalty) and the summed log-prob.  Inputs are checked against the model's
+vocabulary and length limit before anything is decoded or written.
 """
 
 import os
@@ -12,25 +16,53 @@ import sys
 
 from absl import app, flags, logging
 
+from experiments import decoding_flags
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("workdir", "runs/default", "Training workdir (config, vocabularies, checkpoints).")
 flags.DEFINE_list("inputs", [], "Comma-separated inputs; outputs go to stdout.")
 flags.DEFINE_string("input_file", None, "File with one input per line.")
 flags.DEFINE_string("output_file", None, "Where to write one output per input line (default stdout).")
+flags.DEFINE_string("score_file", None, "Tab-separated source and target per line: print scores.")
 flags.DEFINE_integer("batch_size", 256, "Decoding batch size.")
+flags.DEFINE_integer("seed", 0, "PRNG seed for sampling.")
 
 
 def read_inputs() -> list[str]:
   from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
-  if bool(FLAGS.inputs) == bool(FLAGS.input_file):
-    raise UsageError("give exactly one of --inputs=a,b,c or --input_file=F")
+  if bool(FLAGS.inputs) + bool(FLAGS.input_file) + bool(FLAGS.score_file) != 1:
+    raise UsageError("give exactly one of --inputs=a,b,c, --input_file=F or --score_file=F")
   if FLAGS.inputs:
     return list(FLAGS.inputs)
-  if not os.path.exists(FLAGS.input_file):
-    raise UsageError(f"--input_file={FLAGS.input_file} does not exist")
-  with open(FLAGS.input_file, encoding="utf-8") as f:
+  path = FLAGS.input_file or FLAGS.score_file
+  if not os.path.exists(path):
+    raise UsageError(f"{path} does not exist")
+  with open(path, encoding="utf-8") as f:
     return [line.rstrip("\n") for line in f]
+
+
+def score_pairs(translator, lines, options):
+  """[(source, target, score, sum_logprob)] for tab-separated lines."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.data.tokenizers import BOS_ID  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.decoding.task import score_sequences  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
+  pairs = [line.split("\t") for line in lines]
+  for n, pair in enumerate(pairs, 1):
+    if len(pair) != 2:
+      raise UsageError(f"{FLAGS.score_file}:{n}: expected 'source<TAB>target', got {lines[n - 1]!r}")
+  sources = translator.encode_sources([p[0] for p in pairs])
+  targets = translator.encode_targets([p[1] for p in pairs])
+  scored = [None] * len(pairs)
+  for idx, batch in pipeline.eval_batches(sources, targets, FLAGS.batch_size, translator.buckets):
+    scores, logprobs = score_sequences(translator.model, translator.params, batch["inputs"],
+                                       batch["targets"], bos_id=BOS_ID,
+                                       length_penalty=options.length_penalty, prompt=options.prompt)
+    for row, i in enumerate(idx):
+      scored[i] = (*pairs[i], float(np.asarray(scores)[row]), float(np.asarray(logprobs)[row]))
+  return scored
 
 
 def main(argv):
@@ -42,8 +74,14 @@ def main(argv):
   try:
     texts = read_inputs()
     translator = Translator.from_workdir(FLAGS.workdir)
+    options = decoding_flags.options_from_flags(translator.target_vocab)
+    if FLAGS.score_file:
+      for source, target, score, logprob in score_pairs(translator, texts, options):
+        print(f"{source}\t{target}\t{score:.6f}\t{logprob:.6f}")
+      return
     sources = translator.encode_sources(texts)  # validates every input before any work
-    outputs = translator.translate(sources, FLAGS.batch_size)
+    results = translator.translate(sources, options, FLAGS.batch_size)
+    outputs = [" | ".join(h.text for h in r.nbest) if options.nbest > 1 else r.text for r in results]
   except UsageError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

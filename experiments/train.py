@@ -10,6 +10,8 @@ import sys
 
 from absl import app, flags, logging
 
+from experiments import decoding_flags
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("workdir", "runs/default", "Directory for checkpoints, metrics and results.")
@@ -45,6 +47,7 @@ flags.DEFINE_bool("share_target_embedding", True, "Tie target embedding and outp
 
 
 def config_from_flags():
+  """TrainConfig from the flags (the evaluation's decoding options from experiments.decoding_flags)."""
   from seq2seq_jax.training.loop import TrainConfig  # pylint: disable=g-import-not-at-top
   model_hparams = {
       "d_model": FLAGS.d_model, "num_heads": FLAGS.num_heads, "d_ff": FLAGS.d_ff,
@@ -60,7 +63,19 @@ def config_from_flags():
       learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps,
       grad_clip_norm=FLAGS.grad_clip_norm, label_smoothing=FLAGS.label_smoothing,
       max_length=FLAGS.max_length, eval_batch_size=FLAGS.eval_batch_size,
-      max_eval_examples=FLAGS.max_eval_examples, max_test_examples=FLAGS.max_test_examples)
+      max_eval_examples=FLAGS.max_eval_examples, max_test_examples=FLAGS.max_test_examples,
+      decoding=decoding_flags.options_from_flags(_TextFreeVocabulary()))
+
+
+class _TextFreeVocabulary:
+  """Training evaluation takes no text-valued decoding options (they need the trained vocabulary)."""
+
+  def encode(self, text):
+    if text:
+      from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
+      raise UsageError("--prefix/--prompt/--suppress_tokens are decode-time options: "
+                       "use them with experiments.decode")
+    return []
 
 
 def main(argv):
@@ -81,7 +96,9 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   ev = results["eval"]
-  print(f"test ({ev['examples']} examples, greedy): WER {ev['wer']:.2%}  PER {ev['per']:.2%}  "
+  o = config.decoding
+  how = f"beam {o.beam_size}" if o.beam_size else ("greedy" if o.temperatures == (0.0,) else "sampling")
+  print(f"test ({ev['examples']} examples, {how}): WER {ev['wer']:.2%}  PER {ev['per']:.2%}  "
         f"loss {ev['loss']:.3f}  accuracy {ev['accuracy']:.3f}  "
         f"[step {results['step']}, {results['wall_s']:.0f} s] -> {FLAGS.workdir}/results.json")
 

@@ -7,7 +7,8 @@ import orbax.checkpoint as ocp
 
 from seq2seq_jax import models
 from seq2seq_jax.data import pipeline
-from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID, Vocabulary
+from seq2seq_jax.data.tokenizers import Vocabulary
+from seq2seq_jax.decoding.task import DecodingOptions, DecodingResult, DecodingTask
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.training import loop
 
@@ -15,6 +16,7 @@ from seq2seq_jax.training import loop
 @dataclasses.dataclass
 class Translator:
   model: object
+  model_config: object
   params: dict
   source_vocab: Vocabulary
   target_vocab: Vocabulary
@@ -25,14 +27,14 @@ class Translator:
   def from_workdir(cls, workdir: str) -> "Translator":
     """Loads the vocabularies, the model recorded in config.json and the latest checkpoint's params."""
     config, source_vocab, target_vocab = loop.load_workdir(workdir)
-    _, model = models.build_model(config["model"], source_vocab_size=source_vocab.size,
+    model_config, model = models.build_model(config["model"], source_vocab_size=source_vocab.size,
                                   target_vocab_size=target_vocab.size, **config["model_hparams"])
     manager = loop.checkpoint_manager(workdir)
     step = manager.latest_step()
     if step is None:
       raise UsageError(f"{workdir} has no checkpoint yet; train first")
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    return cls(model, restored["state"]["params"], source_vocab, target_vocab,
+    return cls(model, model_config, restored["state"]["params"], source_vocab, target_vocab,
                tuple(config["buckets"]), step)
 
   def encode_sources(self, texts: list[str]) -> list[np.ndarray]:
@@ -48,6 +50,13 @@ class Translator:
       sources.append(np.asarray(ids, np.int32))
     return sources
 
-  def translate(self, sources: list[np.ndarray], batch_size: int = 256) -> list[str]:
-    outputs = loop.decode_all(self.model, self.params, sources, batch_size, max(self.buckets), self.buckets)
-    return [self.target_vocab.decode(o) for o in outputs]
+  def task(self, options: DecodingOptions) -> DecodingTask:
+    return loop.decoding_task(self.model, self.model_config, self.params, self.target_vocab, options)
+
+  def translate(self, sources: list[np.ndarray], options: DecodingOptions,
+                batch_size: int = 256) -> list[DecodingResult]:
+    return loop.decode_all(self.task(options), sources, batch_size, self.buckets)
+
+  def encode_targets(self, texts: list[str]) -> list[np.ndarray]:
+    """Target token ids ending in EOS (for scoring given outputs)."""
+    return [np.asarray(self.target_vocab.encode(t, add_eos=True), np.int32) for t in texts]

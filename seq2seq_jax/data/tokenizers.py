@@ -33,7 +33,9 @@ class Vocabulary:
 
   @staticmethod
   def _split(text: str, separator: str) -> list[str]:
-    return list(text) if separator == "" else text.split(separator)
+    if separator == "":
+      return list(text)
+    return text.split(separator) if text else []
 
   @property
   def size(self) -> int:

@@ -1,37 +1,211 @@
-"""Search algorithms, each one `lax.while_loop` over a step function.
+"""Search algorithms, each a single `lax.while_loop` over a step function.
 
-A step function is `tokens_to_logits(tokens [B, 1] int32, cache) -> (logits [B, V], cache)`; the
-search never imports a model.
+A step function is `tokens_to_logits(tokens [N, 1] int32, cache) -> (logits [N, V], cache)`; the
+search never imports a model.  Every row has its own length limit `max_lens [N]` (e.g.
+a * source_length + b): at its last position only EOS is allowed, so every output ends in EOS
+and a row's result never depends on the other rows of the batch.
+
+Scores follow Whisper: the log-probability of a chosen token is read from `log_softmax(filtered
+logits)` at temperature 1; `length` counts output tokens including EOS.
 """
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from seq2seq_jax.decoding.logit_filters import NEG_INF, LogitFilter
 
-def greedy_search(tokens_to_logits, cache, batch_size: int, max_len: int, bos_id: int, eos_id: int,
-                  pad_id: int = 0):
-  """Arg-max decoding until every row emitted EOS or `max_len` tokens were produced.
 
-  Returns (tokens [B, max_len] (EOS included, pad after it), log_probs [B] (sum over tokens up to
-  and including EOS)).
+def no_filter(logits, tokens, step):
+  return logits
+
+
+def length_penalty_fn(length_penalty: float | None) -> Callable:
+  """length -> divisor of the summed log-probability.
+
+  None: the length itself (Whisper's default); alpha: GNMT's ((5 + length) / 6) ** alpha
+  (Wu et al. 2016, eq. 14); 0 gives the raw sum.  Both increase with length, which makes
+  `score(alive) <= logprob / penalty(max_len)` an exact bound for early stopping.
   """
+  if length_penalty is None:
+    return lambda length: length.astype(jnp.float32)
+  return lambda length: ((5.0 + length.astype(jnp.float32)) / 6.0) ** length_penalty
+
+
+def _force_eos_at_limit(logprobs, step, max_lens, eos_id):
+  """At a row's last allowed position only EOS remains.  Applied to log-probabilities, without
+  renormalising, so that a sequence's score stays its true log-probability under the model."""
+  at_limit = (step >= max_lens - 1)[:, None]
+  only_eos = jnp.where(jnp.arange(logprobs.shape[-1]) == eos_id, logprobs, NEG_INF)
+  return jnp.where(at_limit, only_eos, logprobs)
+
+
+def _top_k_top_p(logits, top_k: int | None, top_p: float | None):
+  """Keeps the k most likely tokens, or the smallest set whose probability reaches p."""
+  if top_k:
+    kth = lax.top_k(logits, top_k)[0][:, -1:]
+    logits = jnp.where(logits < kth, NEG_INF, logits)
+  if top_p is not None:
+    order = jnp.argsort(-logits, axis=-1)
+    sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
+    cumulative = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
+    drop_sorted = (cumulative - jax.nn.softmax(sorted_logits, axis=-1)) >= top_p  # keeps >= 1 token
+    drop = jnp.zeros_like(drop_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(drop_sorted)
+    logits = jnp.where(drop, NEG_INF, logits)
+  return logits
+
+
+def sample_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, eos_id: int, *,
+                  keys=None, temperature: float = 0.0, top_k: int | None = None,
+                  top_p: float | None = None, logit_filter: LogitFilter = no_filter, pad_id: int = 0):
+  """Greedy (temperature 0) or ancestral sampling, one token per row per step.
+
+  first_tokens [N] (BOS, or the last prompt token), max_lens [N] int32 (<= max_len), keys [N]
+  PRNG keys (sampling only; row i draws with fold_in(keys[i], step)).
+  Returns tokens [N, max_len] (EOS included, pad after), sum_logprobs [N], lengths [N].
+  """
+  num_rows = first_tokens.shape[0]
+
+  def choose(logits, step):
+    if temperature == 0.0:
+      return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    scaled = _top_k_top_p(logits / temperature, top_k, top_p)
+    step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(keys)
+    return jax.vmap(jax.random.categorical)(step_keys, scaled).astype(jnp.int32)
+
   def cond(state):
-    i, _, _, finished, _, _ = state
-    return (i < max_len) & ~jnp.all(finished)
+    step, _, _, finished, _, _ = state
+    return (step < max_len) & ~jnp.all(finished)
 
   def body(state):
-    i, last, tokens, finished, score, cache = state
+    step, last, tokens, finished, sum_logprobs, cache = state
     logits, cache = tokens_to_logits(last[:, None], cache)
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    next_token = jnp.argmax(log_probs, axis=-1).astype(jnp.int32)
-    score = score + jnp.where(finished, 0.0, jnp.take_along_axis(log_probs, next_token[:, None], -1)[:, 0])
+    logits = logit_filter(logits.astype(jnp.float32), tokens, step)
+    logprobs = _force_eos_at_limit(jax.nn.log_softmax(logits), step, max_lens, eos_id)
+    next_token = choose(logprobs, step)  # log_softmax keeps the arg-max and the sampling distribution
+    logprob = jnp.take_along_axis(logprobs, next_token[:, None], -1)[:, 0]
+    sum_logprobs += jnp.where(finished, 0.0, logprob)
     next_token = jnp.where(finished, pad_id, next_token)
-    tokens = lax.dynamic_update_slice(tokens, next_token[:, None], (0, i))
-    return i + 1, next_token, tokens, finished | (next_token == eos_id), score, cache
+    tokens = lax.dynamic_update_slice(tokens, next_token[:, None], (0, step))
+    return step + 1, next_token, tokens, finished | (next_token == eos_id), sum_logprobs, cache
 
-  init = (jnp.array(0, jnp.int32), jnp.full((batch_size,), bos_id, jnp.int32),
-          jnp.full((batch_size, max_len), pad_id, jnp.int32), jnp.zeros((batch_size,), bool),
-          jnp.zeros((batch_size,), jnp.float32), cache)
-  _, _, tokens, _, score, _ = lax.while_loop(cond, body, init)
-  return tokens, score
+  init = (jnp.array(0, jnp.int32), first_tokens.astype(jnp.int32),
+          jnp.full((num_rows, max_len), pad_id, jnp.int32), jnp.zeros((num_rows,), bool),
+          jnp.zeros((num_rows,), jnp.float32), cache)
+  _, _, tokens, _, sum_logprobs, _ = lax.while_loop(cond, body, init)
+  lengths = jnp.sum(tokens != pad_id, axis=-1)
+  return tokens, sum_logprobs, lengths
+
+
+def greedy_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, eos_id: int, *,
+                  logit_filter: LogitFilter = no_filter, pad_id: int = 0):
+  """Arg-max decoding: `sample_search` at temperature 0."""
+  return sample_search(tokens_to_logits, cache, first_tokens, max_lens, max_len, eos_id,
+                       logit_filter=logit_filter, pad_id=pad_id)
+
+
+def gather_beams(tree, origins, batch: int, beam: int):
+  """Reorders every cache leaf with a leading [batch * beam] axis by `origins` [batch, beam]
+  (scalars such as a cache index are shared by all beams and left as they are)."""
+  def gather(x):
+    if x.ndim == 0:
+      return x
+    x = x.reshape((batch, beam) + x.shape[1:])
+    x = jnp.take_along_axis(x, origins.reshape(origins.shape + (1,) * (x.ndim - 2)), axis=1)
+    return x.reshape((batch * beam,) + x.shape[2:])
+  return jax.tree.map(gather, tree)
+
+
+def beam_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, eos_id: int, *,
+                beam_size: int, length_penalty: float | None = None, patience: float | None = None,
+                logit_filter: LogitFilter = no_filter, pad_id: int = 0):
+  """Beam search with a pool of finished hypotheses (Whisper's BeamSearchDecoder, in one loop).
+
+  The cache and `first_tokens`/`max_lens` come per *row*, already repeated `beam_size` times
+  (rows b*K .. b*K+K-1 belong to input b).  Each step expands every alive beam, keeps the
+  `beam_size` best non-EOS continuations alive and moves EOS-ending ones into the finished pool of
+  `round(beam_size * patience)` hypotheses, ranked by logprob / penalty(length).  An input stops
+  when its pool is full and no alive beam can still beat the pool's worst: alive scores are
+  bounded by logprob / penalty(max_len) because log-probs only fall and penalties only grow.
+
+  Returns finished tokens [B, F, max_len], scores [B, F] (length-penalised), sum_logprobs [B, F],
+  lengths [B, F], sorted best first.  A slot that never filled has score -inf.
+  """
+  rows = first_tokens.shape[0]
+  batch, beam = rows // beam_size, beam_size
+  pool = max(beam, int(round(beam * (patience or 1.0))))
+  penalty = length_penalty_fn(length_penalty)
+  row_max = max_lens.reshape(batch, beam)[:, 0]  # [B]
+
+  def cond(state):
+    return (state["step"] < max_len) & ~jnp.all(state["done"])
+
+  def body(state):
+    step = state["step"]
+    logits, cache = tokens_to_logits(state["last"][:, None], state["cache"])
+    alive_tokens = state["alive_tokens"].reshape(rows, max_len)
+    logits = logit_filter(logits.astype(jnp.float32), alive_tokens, step)
+    vocab = logits.shape[-1]
+    logprobs = _force_eos_at_limit(jax.nn.log_softmax(logits), step, max_lens, eos_id)
+    logprobs = logprobs.reshape(batch, beam, vocab)
+    candidates = state["alive_logprobs"][:, :, None] + logprobs          # [B, K, V]
+    flat = candidates.reshape(batch, beam * vocab)
+    top_scores, top_index = lax.top_k(flat, 2 * beam)                     # [B, 2K]
+    origin, token = top_index // vocab, (top_index % vocab).astype(jnp.int32)
+    seqs = jnp.take_along_axis(state["alive_tokens"], origin[:, :, None], axis=1)
+    seqs = seqs.at[:, :, step].set(token)                                 # [B, 2K, L]
+    is_eos = token == eos_id
+    impossible = top_scores <= NEG_INF / 2
+
+    # Alive: the best K continuations that did not end.
+    alive_rank = jnp.where(is_eos | impossible, NEG_INF, top_scores)
+    alive_scores, keep = lax.top_k(alive_rank, beam)
+    new_alive_tokens = jnp.take_along_axis(seqs, keep[:, :, None], axis=1)
+    new_origin = jnp.take_along_axis(origin, keep, axis=1)
+
+    # Finished: merge EOS-ending candidates into the pool, keep the best `pool`.
+    length = step + 1
+    done = state["done"]
+    fin_scores = jnp.where(is_eos & ~impossible & ~done[:, None],
+                           top_scores / penalty(jnp.asarray(length)), NEG_INF)
+    all_scores = jnp.concatenate([state["fin_scores"], fin_scores], axis=1)
+    all_tokens = jnp.concatenate([state["fin_tokens"], seqs], axis=1)
+    all_logprobs = jnp.concatenate([state["fin_logprobs"], top_scores], axis=1)
+    all_lengths = jnp.concatenate([state["fin_lengths"], jnp.full_like(token, length)], axis=1)
+    fin_scores, best = lax.top_k(all_scores, pool)
+    pick = lambda x: jnp.take_along_axis(x, best.reshape(best.shape + (1,) * (x.ndim - 2)), axis=1)
+
+    # Stop an input when its pool is full and no alive beam can beat the pool's worst.
+    bound = alive_scores[:, 0] / penalty(row_max)
+    pool_full = fin_scores[:, -1] > NEG_INF / 2
+    done = done | (pool_full & (bound <= fin_scores[:, -1])) | (length >= row_max)
+
+    return {
+        "step": step + 1,
+        "last": new_alive_tokens[:, :, step].reshape(rows),
+        "cache": gather_beams(cache, new_origin, batch, beam),
+        "alive_tokens": new_alive_tokens,
+        "alive_logprobs": alive_scores,
+        "fin_tokens": pick(all_tokens), "fin_scores": fin_scores,
+        "fin_logprobs": pick(all_logprobs), "fin_lengths": pick(all_lengths),
+        "done": done,
+    }
+
+  # Only the first beam of each input starts alive, so that identical beams are not expanded K times.
+  start = jnp.where(jnp.arange(beam) == 0, 0.0, NEG_INF)
+  state = {
+      "step": jnp.array(0, jnp.int32),
+      "last": first_tokens.astype(jnp.int32),
+      "cache": cache,
+      "alive_tokens": jnp.full((batch, beam, max_len), pad_id, jnp.int32),
+      "alive_logprobs": jnp.broadcast_to(start, (batch, beam)),
+      "fin_tokens": jnp.full((batch, pool, max_len), pad_id, jnp.int32),
+      "fin_scores": jnp.full((batch, pool), NEG_INF, jnp.float32),
+      "fin_logprobs": jnp.full((batch, pool), NEG_INF, jnp.float32),
+      "fin_lengths": jnp.zeros((batch, pool), jnp.int32),
+      "done": jnp.zeros((batch,), bool),
+  }
+  state = lax.while_loop(cond, body, state)
+  return state["fin_tokens"], state["fin_scores"], state["fin_logprobs"], state["fin_lengths"]

@@ -1,15 +1,143 @@
-"""Connecting a model to the search: encode once, then step with a cache.
+"""DecodingOptions -> DecodingTask -> DecodingResult: Whisper's decoding interface, jit-compiled.
 
-The only things decoding needs from a model are its `encode` and `decode(..., decode=True)`
-methods (the contract in `seq2seq_jax.models`).
+The task knows a model only through `model.encode(inputs)` and
+`model.decode(encoded, inputs, tokens, decode=True)` with its state in the `cache` collection.
+Token ids, not text, cross this boundary; `detokenize` turns ids into text for the results.
 """
 
+import dataclasses
 import functools
+import zlib
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from seq2seq_jax.decoding.search import greedy_search
+from seq2seq_jax.decoding import logit_filters, search
+from seq2seq_jax.errors import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingOptions:
+  """What to decode and how.  Validated on construction; every error names the option.
+
+  temperature: 0 = greedy / beam search; > 0 = sampling; a tuple = Whisper's fallback schedule
+    (the next temperature is tried for inputs whose result crossed a threshold below).
+  """
+  temperature: float | tuple[float, ...] = 0.0
+  beam_size: int | None = None
+  nbest: int = 1
+  patience: float | None = None
+  length_penalty: float | None = None   # None: divide by length; alpha in [0, 1]: GNMT
+  best_of: int | None = None
+  top_k: int | None = None
+  top_p: float | None = None
+  max_len_a: float = 2.0                # max output length = a * source_length + b,
+  max_len_b: int = 10                   #   capped by the model's limit
+  min_len: int = 0
+  suppress_tokens: tuple[int, ...] = ()
+  suppress_blank: bool = True           # no EOS as the first free output token
+  no_repeat_ngram_size: int = 0
+  prefix: tuple[int, ...] = ()          # forced start of every output (part of the output)
+  prompt: tuple[int, ...] = ()          # fed to the decoder before the output (not part of it)
+  compression_ratio_threshold: float | None = 2.4
+  logprob_threshold: float | None = -1.0
+
+  def __post_init__(self):
+    temps = self.temperatures
+    if any(t < 0 for t in temps):
+      raise UsageError(f"temperature must be >= 0, got {self.temperature}")
+    fallback = len(temps) > 1
+    if self.beam_size is not None:
+      if self.beam_size < 1:
+        raise UsageError(f"beam_size must be >= 1, got {self.beam_size}")
+      if self.best_of is not None and not fallback:
+        raise UsageError("beam_size and best_of can't be given together (best_of ranks samples; "
+                         "with a temperature schedule, beam_size applies at 0 and best_of above)")
+      if temps[0] > 0:
+        raise UsageError("beam_size needs temperature 0 (beam search is deterministic)")
+    if self.patience is not None:
+      if self.beam_size is None:
+        raise UsageError("patience requires beam_size")
+      if self.patience < 1.0:
+        raise UsageError(f"patience must be >= 1.0, got {self.patience}")
+    if self.length_penalty is not None and not 0.0 <= self.length_penalty <= 1.0:
+      raise UsageError(f"length_penalty must be between 0 and 1, got {self.length_penalty}")
+    if self.best_of is not None:
+      if self.best_of < 1:
+        raise UsageError(f"best_of must be >= 1, got {self.best_of}")
+      if max(temps) == 0:
+        raise UsageError("best_of requires temperature > 0 (greedy decoding has one candidate)")
+    if self.top_k is not None and self.top_p is not None:
+      raise UsageError("top_k and top_p can't be given together; choose one")
+    if self.top_k is not None and self.top_k < 1:
+      raise UsageError(f"top_k must be >= 1, got {self.top_k}")
+    if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+      raise UsageError(f"top_p must be in (0, 1], got {self.top_p}")
+    if (self.top_k is not None or self.top_p is not None) and max(temps) == 0:
+      raise UsageError("top_k/top_p require temperature > 0")
+    if self.nbest < 1 or self.nbest > (self.beam_size or 1):
+      raise UsageError(f"nbest={self.nbest} must be between 1 and beam_size ({self.beam_size or 1})")
+    if self.min_len < 0 or self.no_repeat_ngram_size < 0:
+      raise UsageError("min_len and no_repeat_ngram_size must be >= 0")
+    if self.max_len_a < 0 or (self.max_len_a == 0 and self.max_len_b < 1):
+      raise UsageError(f"max_len_a={self.max_len_a}, max_len_b={self.max_len_b} allow no output")
+    if self.min_len >= self.max_len_b and self.max_len_a == 0:
+      raise UsageError(f"min_len={self.min_len} must be below the maximum length {self.max_len_b}")
+
+  @property
+  def temperatures(self) -> tuple[float, ...]:
+    t = self.temperature
+    return tuple(float(x) for x in t) if isinstance(t, (tuple, list)) else (float(t),)
+
+  def at_temperature(self, t: float) -> "DecodingOptions":
+    """The single-temperature options used for one attempt of the schedule."""
+    return dataclasses.replace(self, temperature=t, beam_size=self.beam_size if t == 0 else None,
+                               patience=self.patience if t == 0 else None,
+                               nbest=self.nbest if t == 0 else 1,
+                               best_of=self.best_of if t > 0 else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hypothesis:
+  tokens: tuple[int, ...]   # output tokens, EOS excluded
+  text: str
+  score: float              # sum_logprob / length penalty (the ranking score)
+  sum_logprob: float
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingResult:
+  tokens: tuple[int, ...]
+  text: str
+  sum_logprob: float
+  avg_logprob: float        # sum_logprob / (number of output tokens incl. EOS)
+  score: float
+  temperature: float
+  compression_ratio: float
+  nbest: tuple[Hypothesis, ...]
+
+
+def compression_ratio(text: str) -> float:
+  """len(text) / len(zlib(text)) in bytes: high for repetitive (looping) output (Whisper)."""
+  data = text.encode("utf-8")
+  return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def step_function(model, params, inputs, max_decode_len: int, repeat: int = 1):
+  """Encodes `inputs` [B, S] once, repeats every row `repeat` times (beams, samples) and returns
+  (tokens_to_logits, initial cache) for B * repeat rows."""
+  encoded = model.apply({"params": params}, inputs, method=model.encode)
+  encoded, inputs = jnp.repeat(encoded, repeat, axis=0), jnp.repeat(inputs, repeat, axis=0)
+  cache = initial_cache(model, params, encoded, inputs, max_decode_len)
+
+  def tokens_to_logits(tokens, cache):
+    logits, variables = model.apply({"params": params, "cache": cache}, encoded, inputs, tokens,
+                                    decode=True, method=model.decode, mutable=["cache"])
+    return logits[:, -1], variables["cache"]
+
+  return tokens_to_logits, cache
 
 
 def initial_cache(model, params, encoded, inputs, max_decode_len: int):
@@ -25,21 +153,148 @@ def initial_cache(model, params, encoded, inputs, max_decode_len: int):
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-def step_function(model, params, inputs, max_decode_len: int):
-  """Encodes `inputs` [B, S] once; returns (tokens_to_logits, initial cache)."""
-  encoded = model.apply({"params": params}, inputs, method=model.encode)
-  cache = initial_cache(model, params, encoded, inputs, max_decode_len)
-
-  def tokens_to_logits(tokens, cache):
-    logits, variables = model.apply({"params": params, "cache": cache}, encoded, inputs, tokens,
-                                    decode=True, method=model.decode, mutable=["cache"])
-    return logits[:, -1], variables["cache"]
-
-  return tokens_to_logits, cache
+def _prime(tokens_to_logits, cache, bos_id: int, prompt: tuple[int, ...], rows: int):
+  """Feeds BOS and all but the last prompt token; returns (cache, first token [rows])."""
+  fed = (bos_id,) + tuple(prompt)
+  for token in fed[:-1]:
+    _, cache = tokens_to_logits(jnp.full((rows, 1), token, jnp.int32), cache)
+  return cache, jnp.full((rows,), fed[-1], jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_decode_len", "bos_id", "eos_id"))
-def greedy_decode(model, params, inputs, max_decode_len: int, bos_id: int, eos_id: int):
-  """inputs [B, S] -> (tokens [B, max_decode_len], log_probs [B]); jit-compiled once per shape."""
-  tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len)
-  return greedy_search(tokens_to_logits, cache, inputs.shape[0], max_decode_len, bos_id, eos_id)
+def _filters(options: DecodingOptions, eos_id: int, never: Sequence[int]):
+  fs = [logit_filters.suppress_tokens(tuple(never) + tuple(options.suppress_tokens))]
+  if options.suppress_blank:
+    fs.append(logit_filters.suppress_at_start([eos_id], start=len(options.prefix)))
+  if options.min_len:
+    fs.append(logit_filters.min_length(eos_id, options.min_len))
+  if options.no_repeat_ngram_size:
+    fs.append(logit_filters.no_repeat_ngram(options.no_repeat_ngram_size))
+  if options.prefix:
+    fs.append(logit_filters.force_prefix(options.prefix))
+  return logit_filters.compose(fs)
+
+
+def max_lengths(inputs, options: DecodingOptions, limit: int):
+  """Per-row output limit min(a * source_length + b, limit) [B] and the static loop bound."""
+  source_len = jnp.sum(inputs != 0, axis=-1)
+  per_row = jnp.floor(options.max_len_a * source_len + options.max_len_b).astype(jnp.int32)
+  bound = int(min(np.floor(options.max_len_a * inputs.shape[1] + options.max_len_b), limit))
+  return jnp.clip(per_row, 1, bound), max(bound, 1)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "limit", "never"))
+def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOptions, bos_id: int, eos_id: int,
+                 limit: int, never: tuple[int, ...] = (0, 1)):
+  """One attempt at one temperature.  inputs [B, S]; key: PRNG key; row_ids [B] int: sample j of
+  a row draws from fold_in(fold_in(key, row_id), j), so it does not depend on the other rows.
+
+  Returns tokens [B, F, L], scores [B, F], sum_logprobs [B, F], lengths [B, F], best first
+  (F = nbest for beam search, 1 otherwise).  `never` are ids that are never output (PAD, BOS).
+  """
+  batch = inputs.shape[0]
+  max_lens, max_len = max_lengths(inputs, options, limit - len(options.prompt))
+  filt = _filters(options, eos_id, never)
+  penalty = search.length_penalty_fn(options.length_penalty)
+  t = options.temperatures[0]
+  repeat = options.beam_size or options.best_of or 1
+  step_fn, cache = step_function(model, params, inputs, len(options.prompt) + max_len, repeat)
+  cache, first = _prime(step_fn, cache, bos_id, options.prompt, batch * repeat)
+  row_max = jnp.repeat(max_lens, repeat)
+
+  if options.beam_size:
+    tokens, scores, logprobs, lengths = search.beam_search(
+        step_fn, cache, first, row_max, max_len, eos_id, beam_size=options.beam_size,
+        length_penalty=options.length_penalty, patience=options.patience, logit_filter=filt)
+    n = options.nbest
+    return tokens[:, :n], scores[:, :n], logprobs[:, :n], lengths[:, :n]
+
+  keys = jax.vmap(lambda r, j: jax.random.fold_in(jax.random.fold_in(key, r), j))(
+      jnp.repeat(row_ids, repeat), jnp.tile(jnp.arange(repeat), batch))
+  tokens, logprobs, lengths = search.sample_search(
+      step_fn, cache, first, row_max, max_len, eos_id, keys=keys, temperature=t,
+      top_k=options.top_k, top_p=options.top_p, logit_filter=filt)
+  scores = logprobs / penalty(lengths)
+  tokens = tokens.reshape(batch, repeat, max_len)
+  scores, logprobs, lengths = (x.reshape(batch, repeat) for x in (scores, logprobs, lengths))
+  best = jnp.argmax(scores, axis=1)[:, None]   # best_of: rank the samples like Whisper
+  take = lambda x: jnp.take_along_axis(x, best.reshape(best.shape + (1,) * (x.ndim - 2)), axis=1)
+  return take(tokens), take(scores), take(logprobs), take(lengths)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "bos_id", "length_penalty", "prompt", "never"))
+def score_sequences(model, params, inputs, targets, *, bos_id: int, length_penalty: float | None,
+                    prompt: tuple[int, ...] = (), never: tuple[int, ...] = (0, 1)):
+  """Log-probability of given targets [B, T] (ending in EOS, pad 0) through the same cached
+  step function as the search, with the never-output ids (PAD, BOS) suppressed as in the search.
+  Returns (scores [B] as ranked by beam search, sum_logprobs [B])."""
+  suppress = logit_filters.suppress_tokens(never)
+  batch, length = targets.shape
+  step_fn, cache = step_function(model, params, inputs, len(prompt) + length)
+  cache, first = _prime(step_fn, cache, bos_id, prompt, batch)
+
+  def body(carry, target):
+    last, cache = carry
+    logits, cache = step_fn(last[:, None], cache)
+    logits = suppress(logits.astype(jnp.float32), None, None)
+    logprob = jnp.take_along_axis(jax.nn.log_softmax(logits), target[:, None], -1)[:, 0]
+    return (target, cache), jnp.where(target != 0, logprob, 0.0)
+
+  _, logprobs = jax.lax.scan(body, (first, cache), targets.T)
+  sum_logprobs = jnp.sum(logprobs, axis=0)
+  lengths = jnp.sum(targets != 0, axis=-1)
+  return sum_logprobs / search.length_penalty_fn(length_penalty)(lengths), sum_logprobs
+
+
+class DecodingTask:
+  """Decodes batches of token ids with `options`, including Whisper's temperature fallback."""
+
+  def __init__(self, model, params, options: DecodingOptions, *, bos_id: int, eos_id: int,
+               detokenize: Callable[[Sequence[int]], str], limit: int):
+    self.model, self.params, self.options = model, params, options
+    self.bos_id, self.eos_id, self.detokenize, self.limit = bos_id, eos_id, detokenize, limit
+    if options.min_len + len(options.prefix) >= limit - len(options.prompt):
+      raise UsageError(f"min_len + prefix ({options.min_len + len(options.prefix)}) leave no room "
+                       f"below the model's limit of {limit} tokens")
+
+  def _attempt(self, inputs, row_ids, key, temperature: float) -> list[DecodingResult]:
+    options = self.options.at_temperature(temperature)
+    out = decode_batch(self.model, self.params, jnp.asarray(inputs), key, jnp.asarray(row_ids),
+                       options=options,
+                       bos_id=self.bos_id, eos_id=self.eos_id, limit=self.limit)
+    tokens, scores, logprobs, lengths = (np.asarray(x) for x in out)
+    results = []
+    for b in range(tokens.shape[0]):
+      hyps = []
+      for n in range(tokens.shape[1]):
+        ids = tuple(int(t) for t in tokens[b, n, : max(int(lengths[b, n]) - 1, 0)])
+        hyps.append(Hypothesis(ids, self.detokenize(ids), float(scores[b, n]), float(logprobs[b, n])))
+      best = hyps[0]
+      avg = best.sum_logprob / max(int(lengths[b, 0]), 1)
+      results.append(DecodingResult(best.tokens, best.text, best.sum_logprob, avg, best.score,
+                                    temperature, compression_ratio(best.text), tuple(hyps)))
+    return results
+
+  def needs_fallback(self, result: DecodingResult) -> bool:
+    """Whisper's rule: too repetitive (compression ratio) or too unlikely (average log-prob)."""
+    o = self.options
+    if o.compression_ratio_threshold is not None and result.compression_ratio > o.compression_ratio_threshold:
+      return True
+    return o.logprob_threshold is not None and result.avg_logprob < o.logprob_threshold
+
+  def run(self, inputs: np.ndarray, key=None) -> list[DecodingResult]:
+    """inputs [B, S] int32 (pad 0) -> one DecodingResult per row.  Row i samples with
+    fold_in(key, i); with a schedule, only rows that need it are retried at the next temperature."""
+    key = jax.random.key(0) if key is None else key
+    inputs = np.asarray(inputs)
+    temps = self.options.temperatures
+    results = [None] * inputs.shape[0]
+    pending = np.arange(inputs.shape[0])
+    for attempt, t in enumerate(temps):
+      attempt_results = self._attempt(inputs[pending], pending, jax.random.fold_in(key, attempt), t)
+      for i, res in zip(pending, attempt_results):
+        results[i] = res
+      if attempt + 1 < len(temps):
+        pending = np.asarray([i for i in pending if self.needs_fallback(results[i])], np.int64)
+        if pending.size == 0:
+          break
+    return results

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from seq2seq_jax import evaluation, models
 from seq2seq_jax.data import datasets, pipeline
 from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID, Vocabulary
-from seq2seq_jax.decoding.task import greedy_decode
+from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
 from seq2seq_jax.training.metrics_writer import MetricsWriter
@@ -53,6 +53,7 @@ class TrainConfig:
   max_eval_examples: int = 0       # validation examples for periodic WER (0 = all)
   max_test_examples: int = 0       # test examples for the final evaluation (0 = all; fewer for smoke tests)
   keep_checkpoints: int = 2
+  decoding: DecodingOptions = DecodingOptions(beam_size=4)  # for validation and test WER/PER
 
 
 def validate(config: TrainConfig) -> None:
@@ -142,30 +143,31 @@ def restore_params(workdir: str, abstract_state):
   return restored["state"], step
 
 
-def decode_all(model, params, sources: list[np.ndarray], batch_size: int, max_decode_len: int,
-               buckets) -> list[np.ndarray]:
-  """Greedy outputs (token ids, EOS-terminated) for every source, in input order."""
-  outputs = [None] * len(sources)
+def decoding_task(model, model_config, params, target_vocab: Vocabulary, options: DecodingOptions) -> DecodingTask:
+  return DecodingTask(model, params, options, bos_id=BOS_ID, eos_id=EOS_ID,
+                      detokenize=target_vocab.decode, limit=model_config.max_len)
+
+
+def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets):
+  """DecodingResults for every source, in input order (batched by length bucket)."""
+  results = [None] * len(sources)
   for idx, batch in pipeline.eval_batches(sources, None, batch_size, buckets):
-    tokens, _ = greedy_decode(model, params, batch["inputs"], max_decode_len, BOS_ID, EOS_ID)
-    tokens = np.asarray(tokens)
-    for row, i in enumerate(idx):
-      outputs[i] = tokens[row]
-  return outputs
+    for i, res in zip(idx, task.run(batch["inputs"][: len(idx)])):
+      results[i] = res
+  return results
 
 
-def evaluate(model, params, eval_fn, examples, vocabs, config: TrainConfig, mesh) -> dict:
-  """Teacher-forced loss/accuracy over every reference, and greedy WER/PER per example."""
+def evaluate(task: DecodingTask, eval_fn, examples, vocabs, config: TrainConfig, mesh) -> dict:
+  """Teacher-forced loss/accuracy over every reference, and WER/PER of the decoded outputs."""
   source_vocab, target_vocab = vocabs
   pairs = pipeline.encode_pairs(examples, source_vocab, target_vocab, max(config.buckets))
   sums = None
   for _, batch in pipeline.eval_batches(pairs.sources, pairs.targets, config.eval_batch_size, config.buckets):
-    s = eval_fn(params, parallel.shard_batch(batch, mesh))
+    s = eval_fn(task.params, parallel.shard_batch(batch, mesh))
     sums = s if sums is None else jax.tree.map(lambda a, b: a + b, sums, s)
   metrics = step_lib.summarize(jax.device_get(sums))
   sources = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
-  outputs = decode_all(model, params, sources, config.eval_batch_size, max(config.buckets), config.buckets)
-  hypotheses = [target_vocab.decode(o) for o in outputs]
+  hypotheses = [r.text for r in decode_all(task, sources, config.eval_batch_size, config.buckets)]
   references = [e.references for e in examples]
   metrics["wer"] = evaluation.word_error_rate(hypotheses, references)
   metrics["per"] = evaluation.symbol_error_rate(hypotheses, references, target_vocab.separator)
@@ -255,7 +257,8 @@ def train_and_evaluate(config: TrainConfig) -> dict:
       progress.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['target_tokens_per_s']:.0f}")
       sums, tick, tick_step = None, time.time(), done
     if done % config.eval_every_steps == 0 and done != config.num_train_steps:
-      valid = evaluate(model, state.params, eval_fn, validation, vocabs, config, mesh)
+      task = decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
+      valid = evaluate(task, eval_fn, validation, vocabs, config, mesh)
       writer.write(done, {f"validation/{k}": v for k, v in valid.items()})
       progress.write(f"step {done}: validation loss {valid['loss']:.3f} accuracy {valid['accuracy']:.3f} "
                      f"WER {valid['wer']:.2%} PER {valid['per']:.2%}")
@@ -271,10 +274,11 @@ def train_and_evaluate(config: TrainConfig) -> dict:
       logged = [json.loads(line) for line in f if '"train/loss"' in line]
     train_loss = logged[-1]["train/loss"] if logged else None
   test_examples = examples["test"][: config.max_test_examples or None]
-  test = evaluate(model, state.params, eval_fn, test_examples, vocabs, config, mesh)
+  task = decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
+  test = evaluate(task, eval_fn, test_examples, vocabs, config, mesh)
   results = {"step": config.num_train_steps, "train_loss": train_loss, "wall_s": round(wall_s(), 1),
              "params": n_params, "model": config.model, "dataset": config.dataset, "split": "test",
-             "decoding": "greedy", "devices": jax.device_count(), "eval": test}
+             "decoding": json.loads(json.dumps(dataclasses.asdict(config.decoding))), "devices": jax.device_count(), "eval": test}
   if is_chief:
     writer.write(config.num_train_steps, {f"test/{k}": v for k, v in test.items()})
     _write_json_atomic(os.path.join(config.workdir, "results.json"), results)

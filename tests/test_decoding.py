@@ -1,0 +1,230 @@
+"""Decoding: search against exhaustive enumeration, filters, options, batch invariance, fallback."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seq2seq_jax.decoding import logit_filters, search
+from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask, score_sequences
+from seq2seq_jax.errors import UsageError
+from seq2seq_jax.models import build_model
+
+PAD, BOS, EOS = 0, 1, 2
+
+
+# A toy model: next-token logits depend on (position, previous token) through a fixed table.
+def markov_model(vocab=6, max_len=4, seed=0):
+  table = jax.random.normal(jax.random.key(seed), (max_len + 1, vocab, vocab)) * 2.0
+
+  def tokens_to_logits(tokens, cache):
+    pos = cache["pos"]
+    return table[pos, tokens[:, 0]], {"pos": pos + 1}
+  return table, tokens_to_logits
+
+
+def exhaustive_best(table, max_len, length_penalty, suppress=(PAD, BOS)):
+  """Best (tokens, score) over every sequence of real tokens followed by EOS within max_len
+  (the search allows only EOS at the last position, without renormalising its probability)."""
+  vocab = table.shape[-1]
+  real = [t for t in range(vocab) if t not in suppress and t != EOS]
+  penalty = search.length_penalty_fn(length_penalty)
+  best = (None, -np.inf)
+  for n in range(max_len):
+    for seq in itertools.product(real, repeat=n):
+      seq = seq + (EOS,)
+      prev, total = BOS, 0.0
+      for pos, tok in enumerate(seq):
+        logits = np.asarray(table[pos, prev]).copy()
+        logits[list(suppress)] = logit_filters.NEG_INF
+        total += float(jax.nn.log_softmax(jnp.asarray(logits))[tok])
+        prev = tok
+      score = total / float(penalty(jnp.asarray(len(seq))))
+      if score > best[1]:
+        best = (seq, score)
+  return best
+
+
+@pytest.mark.parametrize("length_penalty", [None, 0.0, 0.6, 1.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wide_beam_equals_exhaustive_search(length_penalty, seed):
+  max_len, beam = 4, 27  # 3 real tokens: at most 3**3 alive prefixes
+  table, step = markov_model(max_len=max_len, seed=seed)
+  expected_tokens, expected_score = exhaustive_best(table, max_len, length_penalty)
+  rows = beam
+  tokens, scores, _, lengths = jax.jit(lambda: search.beam_search(
+      step, {"pos": jnp.zeros((rows,), jnp.int32)}, jnp.full((rows,), BOS), jnp.full((rows,), max_len),
+      max_len, EOS, beam_size=beam, length_penalty=length_penalty,
+      logit_filter=logit_filters.suppress_tokens([PAD, BOS])))()
+  got = tuple(int(t) for t in tokens[0, 0, : int(lengths[0, 0])])
+  assert got == expected_tokens
+  assert float(scores[0, 0]) == pytest.approx(expected_score, abs=1e-4)
+  assert np.all(np.diff(np.asarray(scores[0])) <= 1e-6), "sorted best first"
+
+
+# A tiny random Transformer for everything that goes through DecodingTask.
+SRC_V, TGT_V = 15, 9
+
+
+@pytest.fixture(scope="module")
+def transformer():
+  config, model = build_model("transformer", source_vocab_size=SRC_V, target_vocab_size=TGT_V,
+                              d_model=32, num_heads=2, d_ff=64, num_encoder_layers=1,
+                              num_decoder_layers=1, dropout=0.0, max_len=32)
+  inputs = jnp.ones((2, 5), jnp.int32)
+  params = model.init(jax.random.key(3), inputs, inputs)["params"]
+  # Sharpen the output so that greedy/beam outputs are neither all-EOS nor all max length.
+  params = jax.tree.map(lambda x: x * 1.5, params)
+  return model, config, params
+
+
+def make_task(transformer, **options):
+  model, config, params = transformer
+  defaults = dict(max_len_a=1.0, max_len_b=4, compression_ratio_threshold=None, logprob_threshold=None)
+  defaults.update(options)
+  return DecodingTask(model, params, DecodingOptions(**defaults), bos_id=BOS, eos_id=EOS,
+                      detokenize=lambda ids: " ".join(map(str, ids)), limit=config.max_len)
+
+
+def sources(n=6, seed=0, width=7):
+  rng = np.random.default_rng(seed)
+  out = np.zeros((n, width), np.int32)
+  for i in range(n):
+    length = 2 + (i * 3) % (width - 1)
+    out[i, :length] = rng.integers(3, SRC_V, length)
+  return out
+
+
+def test_beam_of_one_equals_greedy(transformer):
+  inputs = sources()
+  greedy = make_task(transformer, length_penalty=0.0).run(inputs)
+  beam = make_task(transformer, beam_size=1, length_penalty=0.0).run(inputs)
+  assert [r.tokens for r in greedy] == [r.tokens for r in beam]
+  np.testing.assert_allclose([r.sum_logprob for r in greedy], [r.sum_logprob for r in beam], atol=1e-5)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(beam_size=4), dict(beam_size=3, length_penalty=0.6, patience=2.0),
+                                     dict(temperature=0.7, best_of=3), dict(temperature=1.0, top_k=3),
+                                     dict(no_repeat_ngram_size=2, beam_size=2)])
+def test_result_does_not_depend_on_the_batch(transformer, options):
+  inputs = sources(6)
+  together = make_task(transformer, **options).run(inputs)
+  # Alone, in another order, and padded wider: sampling keys follow the row id, so pass it along.
+  task = make_task(transformer, **options)
+  for i in range(len(inputs)):
+    wider = np.pad(inputs[i:i + 1], ((0, 0), (0, 4)))
+    alone = task._attempt(wider, np.asarray([i]), jax.random.fold_in(jax.random.key(0), 0),
+                          task.options.temperatures[0])[0]
+    assert alone.tokens == together[i].tokens
+    assert alone.sum_logprob == pytest.approx(together[i].sum_logprob, abs=1e-4)
+
+
+def test_beam_scores_equal_teacher_forced_scores(transformer):
+  model, _, params = transformer
+  inputs = sources(5)
+  for length_penalty in (None, 0.6):
+    results = make_task(transformer, beam_size=3, nbest=3, length_penalty=length_penalty,
+                        suppress_blank=False).run(inputs)
+    for n in range(3):
+      targets = np.zeros((5, 12), np.int32)
+      for i, r in enumerate(results):
+        seq = list(r.nbest[n].tokens) + [EOS]
+        targets[i, : len(seq)] = seq
+      scores, logprobs = score_sequences(model, params, jnp.asarray(inputs), jnp.asarray(targets),
+                                         bos_id=BOS, length_penalty=length_penalty)
+      np.testing.assert_allclose(scores, [r.nbest[n].score for r in results], atol=1e-4)
+      np.testing.assert_allclose(logprobs, [r.nbest[n].sum_logprob for r in results], atol=1e-4)
+
+
+def test_no_repeat_ngram(transformer):
+  for options in (dict(), dict(beam_size=3), dict(temperature=1.0)):
+    results = make_task(transformer, no_repeat_ngram_size=2, max_len_a=0.0, max_len_b=20, **options).run(sources(8))
+    for r in results:
+      bigrams = list(zip(r.tokens, r.tokens[1:]))
+      assert len(bigrams) == len(set(bigrams)), r.tokens
+  assert any(len(r.tokens) > 4 for r in results)
+
+
+def test_no_repeat_ngram_filter_directly():
+  tokens = jnp.array([[3, 4, 3, 0, 0]])
+  logits = jnp.zeros((1, 6))
+  out = logit_filters.no_repeat_ngram(2)(logits, tokens, jnp.array(3))  # last token 3; 3->4 seen
+  assert float(out[0, 4]) == logit_filters.NEG_INF
+  assert float(out[0, 5]) == 0.0 and float(out[0, 3]) == 0.0
+
+
+def test_forced_prefix_and_prompt(transformer):
+  for options in (dict(), dict(beam_size=3), dict(temperature=1.0, best_of=2)):
+    results = make_task(transformer, prefix=(5, 6), **options).run(sources())
+    assert all(r.tokens[:2] == (5, 6) for r in results)
+  plain = make_task(transformer).run(sources())
+  prompted = make_task(transformer, prompt=(7, 8, 7)).run(sources())
+  assert [r.tokens for r in plain] != [r.tokens for r in prompted]  # the prompt conditions the output
+
+
+def test_min_len_and_suppress(transformer):
+  results = make_task(transformer, min_len=3, beam_size=2).run(sources())
+  assert all(len(r.tokens) >= 3 for r in results)
+  results = make_task(transformer, suppress_tokens=(3, 4)).run(sources())
+  assert all(3 not in r.tokens and 4 not in r.tokens for r in results)
+
+
+def test_sampling_reproducible_and_zero_temperature_limit_is_greedy(transformer):
+  inputs = sources()
+  a = make_task(transformer, temperature=1.0).run(inputs, jax.random.key(5))
+  b = make_task(transformer, temperature=1.0).run(inputs, jax.random.key(5))
+  c = make_task(transformer, temperature=1.0).run(inputs, jax.random.key(6))
+  assert [r.tokens for r in a] == [r.tokens for r in b]
+  assert [r.tokens for r in a] != [r.tokens for r in c]
+  greedy = make_task(transformer).run(inputs)
+  cold = make_task(transformer, temperature=1e-4).run(inputs, jax.random.key(5))
+  assert [r.tokens for r in greedy] == [r.tokens for r in cold]
+
+
+def test_temperature_fallback_retries_exactly_when_a_threshold_is_crossed(transformer, monkeypatch):
+  inputs = sources(6)
+  base = make_task(transformer).run(inputs)
+  logprobs = sorted(r.avg_logprob for r in base)
+  threshold = (logprobs[2] + logprobs[3]) / 2  # half of the rows are below
+  task = make_task(transformer, temperature=(0.0, 0.5, 1.0), logprob_threshold=threshold)
+  attempts = []
+  original = task._attempt
+  monkeypatch.setattr(task, "_attempt", lambda inp, rows, key, t: attempts.append((t, list(rows))) or original(inp, rows, key, t))
+  results = task.run(inputs)
+  below = [i for i, r in enumerate(base) if r.avg_logprob < threshold]
+  assert attempts[0] == (0.0, list(range(6)))
+  assert attempts[1] == (0.5, below)
+  retried_at_1 = [i for i in below if results[i].temperature == 1.0]
+  assert attempts[2:] == ([(1.0, retried_at_1)] if retried_at_1 else [])
+  for i, r in enumerate(results):
+    if i not in below:
+      assert r.temperature == 0.0 and r.tokens == base[i].tokens
+    elif r.temperature == 0.5:
+      assert r.avg_logprob >= threshold  # accepted at 0.5 because it crossed no threshold
+  # Compression ratio: a threshold below every ratio retries every row.
+  task = make_task(transformer, temperature=(0.0, 1.0), compression_ratio_threshold=0.0)
+  assert all(r.temperature == 1.0 for r in task.run(inputs))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(beam_size=2, best_of=2, temperature=0.5), "beam_size"),
+    (dict(beam_size=2, best_of=2), "beam_size and best_of"),
+    (dict(patience=2.0), "patience requires beam_size"),
+    (dict(beam_size=2, patience=0.5), "patience must be"),
+    (dict(length_penalty=1.5), "length_penalty"),
+    (dict(length_penalty=-0.1), "length_penalty"),
+    (dict(temperature=1.0, top_k=5, top_p=0.9), "top_k and top_p"),
+    (dict(best_of=3), "best_of requires temperature"),
+    (dict(top_p=0.9), "top_k/top_p require temperature"),
+    (dict(temperature=1.0, top_p=1.5), "top_p"),
+    (dict(beam_size=2, nbest=3), "nbest"),
+    (dict(nbest=2), "nbest"),
+    (dict(beam_size=0), "beam_size"),
+    (dict(temperature=-1.0), "temperature"),
+    (dict(max_len_a=0.0, max_len_b=0), "max_len"),
+])
+def test_invalid_options_name_the_option(options, message):
+  with pytest.raises(UsageError, match=message):
+    DecodingOptions(**options)
