@@ -5,7 +5,8 @@ r"""Decode with a trained model: greedy, sampling or beam search, Whisper-style 
   python -m experiments.decode --workdir=runs/default --beam_size=8 --nbest=3 --inputs=read
   python -m experiments.decode --workdir=runs/default --score_file=pairs.tsv
 
-One output line per input line (with --nbest > 1: the hypotheses separated by " | ").
+One output line per input line (with --nbest > 1: the hypotheses separated by " | "); with
+--inputs, stdout lines are "input<TAB>output<TAB>score<TAB>sum_logprob".
 --score_file: lines "source<TAB>target"; prints each pair with the score beam search ranks by
 (log-prob / length penalty) and the summed log-prob.  Inputs are checked against the model's
 vocabulary and length limit before anything is decoded or written.
@@ -46,7 +47,7 @@ def score_pairs(translator, lines, options):
   """[(source, target, score, sum_logprob)] for tab-separated lines."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.data.tokenizers import BOS_ID  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.decoding.task import score_sequences  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   pairs = [line.split("\t") for line in lines]
@@ -58,8 +59,7 @@ def score_pairs(translator, lines, options):
   scored = [None] * len(pairs)
   for idx, batch in pipeline.eval_batches(sources, targets, FLAGS.batch_size, translator.buckets):
     scores, logprobs = score_sequences(translator.model, translator.params, batch["inputs"],
-                                       batch["targets"], bos_id=BOS_ID,
-                                       length_penalty=options.length_penalty, prompt=options.prompt)
+                                       batch["targets"], options=options, bos_id=BOS_ID, eos_id=EOS_ID)
     for row, i in enumerate(idx):
       scored[i] = (*pairs[i], float(np.asarray(scores)[row]), float(np.asarray(logprobs)[row]))
   return scored
@@ -90,9 +90,9 @@ def main(argv):
     with open(tmp, "w", encoding="utf-8") as f:
       f.writelines(o + "\n" for o in outputs)
     os.replace(tmp, FLAGS.output_file)
-  else:
-    for text, out in zip(texts, outputs):
-      print(f"{text}\t{out}")
+  else:  # input, output, the score beam search ranked it by, its summed log-prob
+    for text, out, r in zip(texts, outputs, results):
+      print(f"{text}\t{out}\t{r.score:.6f}\t{r.sum_logprob:.6f}")
 
 
 if __name__ == "__main__":

@@ -125,15 +125,16 @@ def test_beam_scores_equal_teacher_forced_scores(transformer):
   model, _, params = transformer
   inputs = sources(5)
   for length_penalty in (None, 0.6):
-    results = make_task(transformer, beam_size=3, nbest=3, length_penalty=length_penalty,
-                        suppress_blank=False).run(inputs)
+    task = make_task(transformer, beam_size=3, nbest=3, length_penalty=length_penalty, min_len=1,
+                     no_repeat_ngram_size=3)
+    results = task.run(inputs)
     for n in range(3):
       targets = np.zeros((5, 12), np.int32)
       for i, r in enumerate(results):
         seq = list(r.nbest[n].tokens) + [EOS]
         targets[i, : len(seq)] = seq
       scores, logprobs = score_sequences(model, params, jnp.asarray(inputs), jnp.asarray(targets),
-                                         bos_id=BOS, length_penalty=length_penalty)
+                                         options=task.options, bos_id=BOS, eos_id=EOS)
       np.testing.assert_allclose(scores, [r.nbest[n].score for r in results], atol=1e-4)
       np.testing.assert_allclose(logprobs, [r.nbest[n].sum_logprob for r in results], atol=1e-4)
 

@@ -72,6 +72,13 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
   printed = run("decode", f"--workdir={killed}", "--inputs=hello,world").stdout.splitlines()
   assert [line.split("\t")[0] for line in printed] == ["hello", "world"]
 
+  # --score_file scores what beam search returned with the score beam search gave it.
+  pairs = tmp_path / "pairs.tsv"
+  pairs.write_text("".join(f"{line.split(chr(9))[0]}\t{line.split(chr(9))[1]}\n" for line in printed))
+  scored = run("decode", f"--workdir={killed}", f"--score_file={pairs}").stdout.splitlines()
+  for beam_line, score_line in zip(printed, scored):
+    assert abs(float(beam_line.split("\t")[2]) - float(score_line.split("\t")[2])) < 1e-4
+
   # Bad input to decode: a character outside the vocabulary; nothing is written.
   bad = run("decode", f"--workdir={killed}", "--inputs=hello,wor1d", check=False)
   assert bad.returncode != 0 and "Traceback" not in bad.stderr

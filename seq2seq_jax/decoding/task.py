@@ -221,28 +221,31 @@ def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOption
   return take(tokens), take(scores), take(logprobs), take(lengths)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "bos_id", "length_penalty", "prompt", "never"))
-def score_sequences(model, params, inputs, targets, *, bos_id: int, length_penalty: float | None,
-                    prompt: tuple[int, ...] = (), never: tuple[int, ...] = (0, 1)):
-  """Log-probability of given targets [B, T] (ending in EOS, pad 0) through the same cached
-  step function as the search, with the never-output ids (PAD, BOS) suppressed as in the search.
-  Returns (scores [B] as ranked by beam search, sum_logprobs [B])."""
-  suppress = logit_filters.suppress_tokens(never)
+@functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "never"))
+def score_sequences(model, params, inputs, targets, *, options: DecodingOptions, bos_id: int,
+                    eos_id: int, never: tuple[int, ...] = (0, 1)):
+  """Log-probability of given targets [B, T] (ending in EOS, pad 0) exactly as the search scores
+  them: the same cached step function, the same logit filters (`options`), the same length
+  penalty.  Returns (scores [B] as ranked by beam search, sum_logprobs [B])."""
   batch, length = targets.shape
-  step_fn, cache = step_function(model, params, inputs, len(prompt) + length)
-  cache, first = _prime(step_fn, cache, bos_id, prompt, batch)
+  filt = _filters(options, eos_id, never)
+  step_fn, cache = step_function(model, params, inputs, len(options.prompt) + length)
+  cache, first = _prime(step_fn, cache, bos_id, options.prompt, batch)
 
-  def body(carry, target):
-    last, cache = carry
+  def body(carry, step):
+    last, cache, so_far = carry
     logits, cache = step_fn(last[:, None], cache)
-    logits = suppress(logits.astype(jnp.float32), None, None)
-    logprob = jnp.take_along_axis(jax.nn.log_softmax(logits), target[:, None], -1)[:, 0]
-    return (target, cache), jnp.where(target != 0, logprob, 0.0)
+    logprobs = jax.nn.log_softmax(filt(logits.astype(jnp.float32), so_far, step))
+    target = targets[:, step]
+    logprob = jnp.take_along_axis(logprobs, target[:, None], -1)[:, 0]
+    so_far = so_far.at[:, step].set(target)
+    return (target, cache, so_far), jnp.where(target != 0, logprob, 0.0)
 
-  _, logprobs = jax.lax.scan(body, (first, cache), targets.T)
+  init = (first, cache, jnp.zeros_like(targets))
+  _, logprobs = jax.lax.scan(body, init, jnp.arange(length))
   sum_logprobs = jnp.sum(logprobs, axis=0)
   lengths = jnp.sum(targets != 0, axis=-1)
-  return sum_logprobs / search.length_penalty_fn(length_penalty)(lengths), sum_logprobs
+  return sum_logprobs / search.length_penalty_fn(options.length_penalty)(lengths), sum_logprobs
 
 
 class DecodingTask:

@@ -179,7 +179,6 @@ def train_and_evaluate(config: TrainConfig) -> dict:
   """Trains (or resumes) in `config.workdir`, evaluates on the test split, writes results.json."""
   validate(config)
   spec = datasets.spec(config.dataset)
-  model_config, model = None, None
   splits = datasets.load(config.dataset, config.data_dir)
   examples = {name: pipeline.read_examples(source, spec) for name, source in splits.items()}
   vocabs = pipeline.build_vocabularies(examples["train"], spec)
