@@ -24,3 +24,9 @@ def symbol_error_rate(hypotheses: list[str], references: list[tuple[str, ...]], 
     edits += distance
     length += ref_len
   return edits / max(length, 1)
+
+
+def error_rates(hypotheses: list[str], references: list[tuple[str, ...]], separator: str = " ") -> dict:
+  """{"wer", "per"} of hypotheses against their references."""
+  return {"wer": word_error_rate(hypotheses, references),
+          "per": symbol_error_rate(hypotheses, references, separator)}

@@ -169,8 +169,7 @@ def evaluate(task: DecodingTask, eval_fn, examples, vocabs, config: TrainConfig,
   sources = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
   hypotheses = [r.text for r in decode_all(task, sources, config.eval_batch_size, config.buckets)]
   references = [e.references for e in examples]
-  metrics["wer"] = evaluation.word_error_rate(hypotheses, references)
-  metrics["per"] = evaluation.symbol_error_rate(hypotheses, references, target_vocab.separator)
+  metrics.update(evaluation.error_rates(hypotheses, references, target_vocab.separator))
   metrics["examples"] = len(examples)
   return metrics
 

@@ -1,0 +1,66 @@
+r"""Evaluate a trained workdir on a split with any decoding options; prints one JSON line.
+
+  python -m experiments.evaluate --workdir=runs/g2p --split=test --beam_size=0    # greedy
+  python -m experiments.evaluate --workdir=runs/g2p --split=test --beam_size=4 --output=beam4.json
+"""
+
+import json
+import sys
+import time
+
+from absl import app, flags, logging
+
+from experiments import decoding_flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training workdir.", required=True)
+flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate.")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the one the workdir was trained with).")
+flags.DEFINE_integer("max_examples", 0, "Evaluate only the first N examples (0 = all).")
+flags.DEFINE_integer("batch_size", 512, "Decoding batch size.")
+flags.DEFINE_string("output", None, "Also write the JSON to this file.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.training import loop  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.translator import Translator  # pylint: disable=g-import-not-at-top
+  try:
+    config, _, _ = loop.load_workdir(FLAGS.workdir)
+    translator = Translator.from_workdir(FLAGS.workdir)
+    options = decoding_flags.options_from_flags(translator.target_vocab)
+    spec = datasets.spec(config["dataset"])
+    data_dir = FLAGS.data_dir or config["full_config"]["data_dir"]
+    examples = pipeline.read_examples(datasets.load(config["dataset"], data_dir)[FLAGS.split], spec)
+    examples = examples[: FLAGS.max_examples or None]
+    start = time.time()
+    results = translator.translate(translator.encode_sources([e.source for e in examples]), options,
+                                   FLAGS.batch_size)
+    seconds = time.time() - start
+  except UsageError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  hypotheses = [r.text for r in results]
+  references = [e.references for e in examples]
+  out = {
+      "workdir": FLAGS.workdir, "step": translator.step, "split": FLAGS.split, "examples": len(examples),
+      **evaluation.error_rates(hypotheses, references, translator.target_vocab.separator),
+      "decode_s": round(seconds, 1), "devices": jax.device_count(),
+      "decoding": json.loads(json.dumps(dataclasses.asdict(options))),
+  }
+  line = json.dumps(out)
+  print(line)
+  if FLAGS.output:
+    with open(FLAGS.output, "w") as f:
+      f.write(line + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)
