@@ -44,6 +44,14 @@ flags.DEFINE_float("dropout", 0.1, "Dropout rate; 0 turns every dropout off.")
 flags.DEFINE_enum("positional", "sinusoidal", ["sinusoidal", "learned"], "Positional encoding.")
 flags.DEFINE_bool("pre_ln", False, "Pre-LN residual blocks instead of the paper's post-LN.")
 flags.DEFINE_bool("share_target_embedding", True, "Tie target embedding and output projection.")
+# RNN families (rnn_seq2seq, rnn_attention).
+flags.DEFINE_enum("rnn_cell", "lstm", ["lstm", "gru"], "Recurrent cell.")
+flags.DEFINE_integer("hidden_size", 256, "RNN hidden size.")
+flags.DEFINE_integer("embedding_size", 256, "RNN token embedding size.")
+flags.DEFINE_bool("bidirectional_encoder", False, "Bidirectional RNN encoder.")
+flags.DEFINE_bool("reverse_source", False, "Read the source backwards (Sutskever et al. 2014).")
+flags.DEFINE_enum("attention", "bahdanau", ["bahdanau", "luong_dot", "luong_general", "luong_concat"],
+                  "rnn_attention scoring function.")
 
 
 def config_from_flags():
@@ -54,6 +62,9 @@ def config_from_flags():
       "num_encoder_layers": FLAGS.num_layers, "num_decoder_layers": FLAGS.num_layers,
       "dropout": FLAGS.dropout, "positional": FLAGS.positional, "pre_ln": FLAGS.pre_ln,
       "share_target_embedding": FLAGS.share_target_embedding,
+      "rnn_cell": FLAGS.rnn_cell, "hidden_size": FLAGS.hidden_size, "num_layers": FLAGS.num_layers,
+      "embedding_size": FLAGS.embedding_size, "bidirectional_encoder": FLAGS.bidirectional_encoder,
+      "reverse_source": FLAGS.reverse_source, "attention": FLAGS.attention,
   }
   return TrainConfig(
       workdir=FLAGS.workdir, model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,

@@ -160,9 +160,11 @@ def test_forced_prefix_and_prompt(transformer):
   for options in (dict(), dict(beam_size=3), dict(temperature=1.0, best_of=2)):
     results = make_task(transformer, prefix=(5, 6), **options).run(sources())
     assert all(r.tokens[:2] == (5, 6) for r in results)
-  plain = make_task(transformer).run(sources())
-  prompted = make_task(transformer, prompt=(7, 8, 7)).run(sources())
-  assert [r.tokens for r in plain] != [r.tokens for r in prompted]  # the prompt conditions the output
+  # A prompt is read by the decoder like a forced prefix, but is not part of the output.
+  prompt = (7, 8, 7)
+  prompted = make_task(transformer, prompt=prompt, max_len_a=0.0, max_len_b=8).run(sources())
+  prefixed = make_task(transformer, prefix=prompt, max_len_a=0.0, max_len_b=8 + len(prompt)).run(sources())
+  assert [r.tokens for r in prompted] == [r.tokens[len(prompt):] for r in prefixed]
 
 
 def test_min_len_and_suppress(transformer):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seq2seq_jax.decoding.task import greedy_decode, step_function
+from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask, step_function
 from seq2seq_jax.models import build_model
 from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
 
@@ -112,5 +112,7 @@ def test_overfits_a_tiny_batch_and_greedy_reproduces_it():
     state, sums = train(state, batch, key)
   metrics = step_lib.summarize(sums)
   assert metrics["nll"] < 0.02 and metrics["accuracy"] == 1.0, metrics
-  tokens, _ = greedy_decode(model, state.params, jnp.asarray(inputs), 6, 1, 2)
-  np.testing.assert_array_equal(np.asarray(tokens), targets)
+  greedy = DecodingOptions(max_len_a=0.0, max_len_b=6, compression_ratio_threshold=None,
+                           logprob_threshold=None)
+  task = DecodingTask(model, state.params, greedy, bos_id=1, eos_id=2, detokenize=str, limit=128)
+  assert [r.tokens for r in task.run(inputs)] == [tuple(t[:-1]) for t in targets.tolist()]

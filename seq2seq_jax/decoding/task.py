@@ -126,10 +126,11 @@ def compression_ratio(text: str) -> float:
 
 
 def step_function(model, params, inputs, max_decode_len: int, repeat: int = 1):
-  """Encodes `inputs` [B, S] once, repeats every row `repeat` times (beams, samples) and returns
-  (tokens_to_logits, initial cache) for B * repeat rows."""
+  """Encodes `inputs` [B, S] once (the encoding may be any pytree with a leading batch axis),
+  repeats every row `repeat` times (beams, samples) and returns (tokens_to_logits, initial cache)
+  for B * repeat rows."""
   encoded = model.apply({"params": params}, inputs, method=model.encode)
-  encoded, inputs = jnp.repeat(encoded, repeat, axis=0), jnp.repeat(inputs, repeat, axis=0)
+  encoded, inputs = jax.tree.map(lambda x: jnp.repeat(x, repeat, axis=0), (encoded, inputs))
   cache = initial_cache(model, params, encoded, inputs, max_decode_len)
 
   def tokens_to_logits(tokens, cache):

@@ -8,11 +8,15 @@ with incremental state kept in the `cache` collection when `decode=True`.
 
 import dataclasses
 
+from seq2seq_jax.models.rnn import RNNConfig, RNNSeq2Seq
+from seq2seq_jax.models.rnn_attention import RNNAttention
 from seq2seq_jax.models.transformer import Transformer, TransformerConfig
 from seq2seq_jax.errors import UsageError
 
 MODELS = {
     "transformer": (TransformerConfig, Transformer),
+    "rnn_seq2seq": (RNNConfig, RNNSeq2Seq),
+    "rnn_attention": (RNNConfig, RNNAttention),
 }
 
 

@@ -84,3 +84,53 @@ class MultiHeadAttention(nn.Module):
     weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
     return nn.DenseGeneral(features, axis=(-2, -1), dtype=self.dtype, name="out")(out)
+
+
+def _masked_softmax(scores, mask):
+  """scores [B, S], mask [B, S] (True = real) -> weights [B, S]; masked weights are exactly 0."""
+  scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+  return jnp.where(mask, jax.nn.softmax(scores.astype(jnp.float32), axis=-1), 0.0).astype(scores.dtype)
+
+
+class AdditiveAttention(nn.Module):
+  """Bahdanau et al. (2015), eqs. (5)-(6): e_ij = v^T tanh(W s_{i-1} + U h_j),
+  alpha_ij = softmax_j(e_ij), c_i = sum_j alpha_ij h_j.
+
+  query [B, Dq], keys [B, S, Dk], mask [B, S] -> (context [B, Dk], weights [B, S]).
+  """
+  hidden_dim: int
+
+  @nn.compact
+  def __call__(self, query, keys, mask):
+    projected_keys = nn.Dense(self.hidden_dim, use_bias=False, name="key")(keys)       # U h_j
+    projected_query = nn.Dense(self.hidden_dim, name="query")(query)[:, None, :]       # W s_{i-1}
+    scores = nn.Dense(1, use_bias=False, name="energy")(jnp.tanh(projected_query + projected_keys))[..., 0]
+    weights = _masked_softmax(scores, mask)
+    self.sow("intermediates", "attention_weights", weights)
+    return jnp.einsum("bs,bsd->bd", weights, keys), weights
+
+
+class MultiplicativeAttention(nn.Module):
+  """Luong et al. (2015), §3.1, eq. (8) global attention scores:
+  dot: h_t^T h_s;  general: h_t^T W_a h_s;  concat: v_a^T tanh(W_a [h_t; h_s]).
+
+  query [B, Dq], keys [B, S, Dk], mask [B, S] -> (context [B, Dk], weights [B, S]).
+  """
+  kind: str = "general"  # dot | general | concat
+
+  @nn.compact
+  def __call__(self, query, keys, mask):
+    if self.kind == "dot":
+      scores = jnp.einsum("bd,bsd->bs", query, keys)
+    elif self.kind == "general":
+      scores = jnp.einsum("bd,bsd->bs", query, nn.Dense(query.shape[-1], use_bias=False, name="W_a")(keys))
+    elif self.kind == "concat":
+      hidden = keys.shape[-1]
+      both = nn.Dense(hidden, use_bias=False, name="W_a_query")(query)[:, None, :] + \
+          nn.Dense(hidden, use_bias=False, name="W_a_key")(keys)   # W_a [h_t; h_s], split in two
+      scores = nn.Dense(1, use_bias=False, name="v_a")(jnp.tanh(both))[..., 0]
+    else:
+      raise ValueError(f"unknown Luong score {self.kind!r}: dot, general or concat")
+    weights = _masked_softmax(scores, mask)
+    self.sow("intermediates", "attention_weights", weights)
+    return jnp.einsum("bs,bsd->bd", weights, keys), weights

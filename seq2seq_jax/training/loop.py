@@ -195,7 +195,7 @@ def train_and_evaluate(config: TrainConfig) -> dict:
 
   mesh = parallel.make_mesh()
   schedule = state_lib.learning_rate_schedule(
-      config.schedule, getattr(model_config, "d_model", 512), config.warmup_steps,
+      config.schedule, getattr(model_config, "d_model", getattr(model_config, "hidden_size", 512)), config.warmup_steps,
       config.learning_rate, config.num_train_steps)
   tx = state_lib.adam(schedule, grad_clip_norm=config.grad_clip_norm)
   init_key, dropout_base = jax.random.split(jax.random.key(config.seed, impl="rbg"))
