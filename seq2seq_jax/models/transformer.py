@@ -147,7 +147,7 @@ class Transformer(nn.Module):
     if c.pre_ln:
       y = self.decoder_norm(y)
     if c.share_target_embedding:
-      return self.target_embedding.attend(y) / jnp.sqrt(c.d_model).astype(y.dtype)
+      return self.target_embedding.attend(y)  # logits = y E^T (§3.4), E ~ N(0, 1/d_model)
     return self.output_projection(y)
 
   def __call__(self, inputs, targets, train: bool = False):
