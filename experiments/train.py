@@ -19,7 +19,7 @@ flags.DEFINE_string("model", "transformer", "Model name (see seq2seq_jax.models.
 flags.DEFINE_string("dataset", "cmudict_g2p", "Dataset name (see seq2seq_jax.data.datasets.DATASETS).")
 flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where TFDS datasets are prepared.")
 flags.DEFINE_integer("num_train_steps", 1200, "Optimizer steps.")
-flags.DEFINE_integer("eval_every_steps", 600, "Validation (loss, greedy WER/PER) every N steps.")
+flags.DEFINE_integer("eval_every_steps", 600, "Validation (loss; WER/PER with the decoding flags) every N steps.")
 flags.DEFINE_integer("checkpoint_every_steps", 500, "Checkpoint every N steps (and at the end).")
 flags.DEFINE_integer("log_every_steps", 50, "Training metrics every N steps.")
 flags.DEFINE_integer("batch_size", 256, "Global batch size (split over all devices).")
