@@ -133,16 +133,6 @@ def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
       options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 
 
-def restore_params(workdir: str, abstract_state):
-  """The latest checkpoint's train state, restored into the structure of `abstract_state`."""
-  manager = checkpoint_manager(workdir)
-  step = manager.latest_step()
-  if step is None:
-    raise UsageError(f"{workdir} has no checkpoint yet")
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
-  return restored["state"], step
-
-
 def decoding_task(model, model_config, params, target_vocab: Vocabulary, options: DecodingOptions) -> DecodingTask:
   return DecodingTask(model, params, options, bos_id=BOS_ID, eos_id=EOS_ID,
                       detokenize=target_vocab.decode, limit=model_config.max_len)
