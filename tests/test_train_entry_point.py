@@ -79,6 +79,15 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
   for beam_line, score_line in zip(printed, scored):
     assert abs(float(beam_line.split("\t")[2]) - float(score_line.split("\t")[2])) < 1e-4
 
+  # Sentence embeddings: one vector per line, the same whatever the batch size.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  for batch_size in (1, 256):
+    run("embed", f"--workdir={killed}", f"--input_file={words}", f"--output={tmp_path / f'e{batch_size}.npy'}",
+        "--pooling=max", f"--batch_size={batch_size}")
+  e1, e256 = np.load(tmp_path / "e1.npy"), np.load(tmp_path / "e256.npy")
+  assert e1.shape == (3, 32)
+  np.testing.assert_allclose(e1, e256, atol=1e-5)
+
   # Bad input to decode: a character outside the vocabulary; nothing is written.
   bad = run("decode", f"--workdir={killed}", "--inputs=hello,wor1d", check=False)
   assert bad.returncode != 0 and "Traceback" not in bad.stderr
