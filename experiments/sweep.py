@@ -1,0 +1,209 @@
+r"""Run a hyper-parameter sweep of experiments.train and tabulate and plot the results.
+
+  # 3 x 2 grid, 3 seeds each (18 runs), two at a time:
+  python -m experiments.sweep --base_flagfile=experiments/g2p_cmudict/transformer_1h.flags \
+      --grid=num_heads=1,4,8 --grid=dropout=0.0,0.1 --seeds=3 --parallel=2 --out_dir=runs/sweep_heads
+
+  # named runs (each sets its own flags; 'base:' sets none), with shorter training for all:
+  python -m experiments.sweep --base_flagfile=base.flags --out_dir=runs/sizes \
+      --runs=base: --runs=small:d_model=64,d_ff=256 --runs=deep:num_layers=4 \
+      --extra_flags='--num_train_steps=300 --eval_every_steps=300'
+
+  # the same, training flags passed through after `--` instead of --extra_flags:
+  python -m experiments.sweep --base_flagfile=base.flags --out_dir=runs/sizes --runs=base: -- --num_train_steps=300
+
+  # print the commands (shell-quoted, one per line) and run nothing:
+  python -m experiments.sweep --base_flagfile=base.flags --grid=num_heads=1,4,8 --out_dir=runs/h --dry_run
+
+What runs.  The configurations are the cross product of the --grid flags; with --runs, every named
+run is combined with every grid point (runs x grid; runs only when there is no --grid); a flag may
+be set by a run or by the grid, not both.  Each configuration runs once per seed: --seeds=N gives
+seeds S..S+N-1, where S is the --seed of the base flags (flagfile and extra flags), 0 if they set
+none.  Each run is one `python -m experiments.train` process (this interpreter):
+
+  --flagfile=BASE  [extra flags]  [the run's flags, then the grid's]  --seed=S  --workdir=OUT_DIR/NAME
+
+NAME is made from the run name, the varied flags sorted by name and the seed, e.g.
+`dropout=0.1,num_heads=4,seed=0` or `small,d_ff=256,d_model=64,seed=0`; characters other than
+letters, digits and `._+-` in values become `_`.  The run's stdout and stderr are appended to
+OUT_DIR/NAME/log.txt and its exit is recorded in OUT_DIR/NAME/status.json.
+
+Resuming.  Run the same command again: runs with a results.json are skipped; the others
+(interrupted or failed) are launched again on their workdir, and experiments.train resumes from
+the latest checkpoint.  OUT_DIR/sweep.json records the base and extra flags; a sweep with other
+ones is refused (their results would mix).  Adding grid values or runs to a sweep is fine.
+
+Results.  OUT_DIR/results.csv and OUT_DIR/results.md hold one row per configuration: its flags,
+the parameter count, every numeric metric of the test evaluation (results.json's `eval`), the
+final training loss and wall time, and the status (`ok`, `failed: <error>`, `partial` when some
+seeds failed, `not run`).  With several seeds the cells are mean ± sample std over the seeds that
+finished, and `n` counts them.  A failed run's error is the last `error: ...` line of its output
+(else the last line).  OUT_DIR/plots/<axis>.png plots each metric against each grid flag (and
+against the run name with --runs), one line per value of the other axes, error bars = std over
+seeds.  The exit status is 1 if any run failed, 2 for a bad command line, 0 otherwise.
+
+--parallel=N runs N processes at once; each one uses every CPU core it finds, so on a small machine
+more than one at a time mostly trades speed per run for overlap of start-up and evaluation.
+"""
+
+import difflib
+import os
+import shlex
+import sys
+
+from absl import app, flags
+
+from seq2seq_jax import sweeps
+from seq2seq_jax.errors import UsageError
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("base_flagfile", None, "Flagfile of experiments.train shared by every run.")
+flags.DEFINE_multi_string("grid", [], "FLAG=V1,V2,...: one axis of the grid (repeatable).")
+flags.DEFINE_multi_string("runs", [], "NAME:FLAG=V,FLAG=V: a named run (repeatable); combined with "
+                          "every grid point.")
+flags.DEFINE_integer("seeds", 1, "Seeds per configuration (S..S+N-1, S = the base --seed or 0).")
+flags.DEFINE_string("out_dir", None, "Sweep directory: one workdir per run, results.csv/.md, plots/.")
+flags.DEFINE_integer("parallel", 1, "Training processes at once.")
+flags.DEFINE_bool("dry_run", False, "Print the commands, one per line, and run nothing.")
+flags.DEFINE_string("extra_flags", "", "Training flags added to every run after the base flagfile "
+                    "(shell syntax, e.g. '--num_train_steps=10 --eval_every_steps=10'); flags "
+                    "after `--` on the command line are added too.")
+
+SWEEP_FLAGS = ("base_flagfile", "grid", "runs", "seeds", "out_dir", "parallel", "dry_run", "extra_flags")
+
+
+def train_flag_checker():
+  """check_value(flag, value) for experiments.train's flags: UsageError for an unknown flag or a
+  value the flag's own parser refuses (range checks are left to experiments.train)."""
+  import experiments.train  # pylint: disable=g-import-not-at-top,unused-import  (defines its flags)
+  known = sorted(set(FLAGS) - set(SWEEP_FLAGS))
+
+  def check_value(flag, value):
+    if flag not in known:
+      close = difflib.get_close_matches(flag, known, n=1)
+      hint = f" (did you mean --{close[0]}?)" if close else ""
+      raise UsageError(f"unknown flag --{flag}: experiments.train has no such flag{hint}")
+    if value is None:
+      if not FLAGS[flag].boolean:
+        raise UsageError(f"write --{flag}=VALUE: a training flag takes its value after '='")
+      return
+    try:
+      FLAGS[flag].parser.parse(value)
+    except ValueError as e:
+      raise UsageError(f"--{flag}={value}: {e}") from e
+
+  return check_value
+
+
+def split_flag(arg):
+  """'--num_heads=4' -> ('num_heads', '4'); '--pre_ln' -> ('pre_ln', None); '--nopre_ln' -> ('pre_ln', None)."""
+  name = sweeps.flag_name(arg)
+  if name is None:
+    raise UsageError(f"{arg!r} is not a training flag (expected --FLAG=VALUE)")
+  if "=" in arg:
+    return name, arg.split("=", 1)[1]
+  if name.startswith("no") and name[2:] in FLAGS and FLAGS[name[2:]].boolean:
+    return name[2:], None
+  return name, None
+
+
+def base_and_extra_flags(check_value, passthrough):
+  """(expanded base flagfile lines, extra flags), every flag checked against experiments.train."""
+  if not FLAGS.base_flagfile:
+    raise UsageError("--base_flagfile is required: the experiments.train flagfile every run starts from")
+  if not os.path.isfile(FLAGS.base_flagfile):
+    raise UsageError(f"--base_flagfile={FLAGS.base_flagfile}: no such file")
+  try:
+    base = FLAGS.read_flags_from_files([f"--flagfile={FLAGS.base_flagfile}"], force_gnu=True)
+    extra = shlex.split(FLAGS.extra_flags) + list(passthrough)
+    extra = FLAGS.read_flags_from_files(extra, force_gnu=True)
+  except (ValueError, flags.Error) as e:
+    raise UsageError(f"cannot read the base or extra flags: {e}") from e
+  for where, args in (("--base_flagfile", base), ("--extra_flags", extra)):
+    for arg in args:
+      try:
+        name, value = split_flag(arg)
+        if name == "workdir" and where == "--extra_flags":
+          raise UsageError(f"--workdir cannot be set: {sweeps.RESERVED_FLAGS['workdir']}")
+        check_value(name, value)
+      except UsageError as e:
+        raise UsageError(f"{where}: {e}") from e
+  return base, extra
+
+
+def plan(check_value, passthrough):
+  """(runs, commands by run name, sweep record) from the flags; UsageError for any bad input."""
+  if not FLAGS.out_dir:
+    raise UsageError("--out_dir is required: the directory that holds the sweep's runs and tables")
+  base, extra = base_and_extra_flags(check_value, passthrough)
+  grids = [sweeps.parse_grid(spec) for spec in FLAGS.grid]
+  named = [sweeps.parse_named_run(spec) for spec in FLAGS.runs]
+  for flag, values in grids:
+    sweeps.check_flags([(flag, v) for v in values], check_value)
+  for _, pairs in named:
+    sweeps.check_flags(pairs, check_value)
+  extra_names = {split_flag(arg)[0] for arg in extra}
+  for flag, _ in grids + [p for _, pairs in named for p in pairs]:
+    if flag in extra_names:
+      raise UsageError(f"--{flag} is set by the extra flags and varied by --grid/--runs; set it in one place")
+  configurations = sweeps.expand(grids, named)
+  seeds = sweeps.seed_values(base + extra, FLAGS.seeds)
+  runs = sweeps.plan_runs(configurations, seeds)
+  commands = {run.name: sweeps.train_command(sys.executable, FLAGS.base_flagfile, extra, run, FLAGS.out_dir)
+              for run in runs}
+  return runs, commands, {"base_flags": base, "extra_flags": extra}, [flag for flag, _ in grids]
+
+
+def write_tables(runs, grid_flags):
+  """results.csv, results.md and plots/ in --out_dir; prints the table.  Returns the rows."""
+  rows = sweeps.summarize(sweeps.collect(runs, FLAGS.out_dir))
+  sweeps.write_csv(rows, os.path.join(FLAGS.out_dir, "results.csv"))
+  title = f"Sweep of {FLAGS.base_flagfile} ({len(runs)} runs)"
+  md = os.path.join(FLAGS.out_dir, "results.md")
+  sweeps.write_markdown(rows, md, title)
+  plots = sweeps.write_plots(rows, grid_flags, os.path.join(FLAGS.out_dir, "plots"))
+  with open(md) as f:
+    print(f.read(), end="")
+  print(f"-> {md}, {os.path.join(FLAGS.out_dir, 'results.csv')}"
+        + (f", {len(plots)} plot(s) in {os.path.join(FLAGS.out_dir, 'plots')}" if plots else ""))
+  return rows
+
+
+def main(argv):
+  try:
+    runs, commands, record, grid_flags = plan(train_flag_checker(), argv[1:])
+    sweeps.check_sweep_record(FLAGS.out_dir, record, write=not FLAGS.dry_run)
+    if FLAGS.parallel < 1:
+      raise UsageError(f"--parallel must be a positive integer, got {FLAGS.parallel}")
+  except UsageError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  done = [run for run in runs if sweeps.is_done(FLAGS.out_dir, run)]
+  todo = [run for run in runs if run not in done]
+  if FLAGS.dry_run:
+    for run in runs:
+      print(shlex.join(commands[run.name]))
+    print(f"# {len(runs)} runs; {len(done)} already have results.json and would be skipped", file=sys.stderr)
+    return
+  for run in done:
+    print(f"skip {run.name}: results.json exists")
+  print(f"sweep: {len(runs)} runs, {len(done)} done, launching {len(todo)} ({FLAGS.parallel} at a time); "
+        f"logs in {FLAGS.out_dir}/<run>/log.txt", flush=True)
+  sweeps.launch_all(todo, commands, FLAGS.out_dir, FLAGS.parallel, report=lambda line: print(line, flush=True))
+  rows = write_tables(runs, grid_flags)
+  if any(row.status in ("failed", "partial") for row in rows):
+    sys.exit(1)
+
+
+def parse_flags(argv):
+  """absl parsing, with a flag the sweep does not know reported as one line (exit 2)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}; training flags go in --extra_flags='...' or after `--`", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=parse_flags)
