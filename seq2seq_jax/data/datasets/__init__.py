@@ -1,18 +1,31 @@
 """Dataset registry: name -> how to build it (TFDS, array_record) and read (source, references).
 
-`load(name, data_dir)` prepares the dataset on first use (no download for the embedded ones) and
-returns random-access `tfds.data_source` splits.  Each example becomes an `Example`: one source
-text and one or more reference target texts.
+`load(name, data_dir, options)` prepares the dataset on first use and returns random-access
+`tfds.data_source` splits named "train", "validation", "test".  `spec(name, options)` says how to
+read a record (`to_example`), which tokenizer and metrics suit it.  Pass the same `options` to
+both.  Each example becomes an `Example`: one source text and one or more reference target texts.
+
+Names: cmudict_g2p, bible_en_es, bible_es_en, copy, reverse, sort, addition, and any TFDS
+translation dataset as "tfds:<name>/<config>" (e.g. tfds:wmt14_translate/de-en).
+See README.md in this directory for each dataset's splits and sizes.
 """
 
 import dataclasses
+import functools
 import os
+import re
 from typing import Callable
 
 import tensorflow_datasets as tfds
 
+from seq2seq_jax.data.datasets import synthetic
+from seq2seq_jax.data.datasets import tfds_translation
+from seq2seq_jax.data.datasets.bible import Bible
 from seq2seq_jax.data.datasets.cmudict_g2p import CmudictG2p
 from seq2seq_jax.errors import UsageError
+
+# Our split name -> the TFDS split names that may stand for it, first match wins.
+SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "dev"), "test": ("test",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,18 +36,56 @@ class Example:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-  builder: type
+  builder: Callable[..., tfds.core.DatasetBuilder]  # builder(data_dir=..., file_format=...)
   to_example: Callable[[dict], Example]
-  source_separator: str  # "" = characters
+  source_separator: str  # "" = characters (used by the "symbols" tokenizer)
   target_separator: str
   description: str
+  tokenizer: str = "symbols"  # or "sentencepiece"
+  metrics: tuple[str, ...] = ("wer", "per")  # or ("bleu", "chrf")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetOptions:
+  """Choices a dataset may accept; None = the dataset's default.  A set option that the dataset
+  does not accept is a UsageError."""
+  train_lengths: tuple[int, int] | None = None  # synthetic: inclusive range for train/validation
+  test_lengths: tuple[int, int] | None = None  # synthetic: inclusive range for test
+  num_train: int | None = None  # synthetic
+  num_test: int | None = None  # synthetic: test and validation size
+  source_lang: str | None = None  # tfds:*: field of the source text
+  target_lang: str | None = None  # tfds:*: field of the target text
+
+
+def parse_lengths(text: str) -> tuple[int, int]:
+  """'3:10' -> (3, 10); UsageError unless it is MIN:MAX with 1 <= MIN <= MAX."""
+  match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text or "")
+  if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+    raise UsageError(f"lengths must be MIN:MAX with 1 <= MIN <= MAX (e.g. 1:20), got {text!r}")
+  return int(match.group(1)), int(match.group(2))
 
 
 def _text(value) -> str:
   return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-DATASETS = {
+def _pair_to_example(source_field: str, target_field: str, record: dict) -> Example:
+  return Example(_text(record[source_field]), (_text(record[target_field]),))
+
+
+def _translation_spec(builder, source_field: str, target_field: str, description: str) -> DatasetSpec:
+  return DatasetSpec(
+      builder=builder,
+      to_example=functools.partial(_pair_to_example, source_field, target_field),
+      source_separator=" ",
+      target_separator=" ",
+      description=description,
+      tokenizer="sentencepiece",
+      metrics=("bleu", "chrf"),
+  )
+
+
+FIXED_DATASETS = {
     "cmudict_g2p": DatasetSpec(
         builder=CmudictG2p,
         to_example=lambda ex: Example(_text(ex["word"]), tuple(_text(p) for p in ex["pronunciations"])),
@@ -42,17 +93,85 @@ DATASETS = {
         target_separator=" ",
         description="CMU Pronouncing Dictionary, letters -> stress-free ARPAbet (embedded, no download)",
     ),
+    "bible_en_es": _translation_spec(
+        functools.partial(Bible, config="en_es"), "source", "target",
+        "Bible verses, World English Bible -> Reina-Valera 1909 (Debian sword-text-web, sword-text-sparv)"),
+    "bible_es_en": _translation_spec(
+        functools.partial(Bible, config="es_en"), "source", "target",
+        "Bible verses, Reina-Valera 1909 -> World English Bible (Debian sword-text-web, sword-text-sparv)"),
 }
+SYNTHETIC_OPTIONS = ("train_lengths", "test_lengths", "num_train", "num_test")
+TRANSLATION_OPTIONS = ("source_lang", "target_lang")
 
 
-def spec(name: str) -> DatasetSpec:
-  if name not in DATASETS:
-    raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}")
-  return DATASETS[name]
+def _reject_options(name: str, options: DatasetOptions, accepted: tuple[str, ...]) -> None:
+  for field in dataclasses.fields(options):
+    if getattr(options, field.name) is not None and field.name not in accepted:
+      allowed = ", ".join(accepted) or "none"
+      raise UsageError(f"option {field.name} does not apply to dataset {name} (it accepts: {allowed})")
 
 
-def load(name: str, data_dir: str) -> dict[str, "tfds.data_source"]:
-  """Prepares `name` under `data_dir` if needed; returns {split: random-access data source}."""
-  builder = spec(name).builder(data_dir=os.path.expanduser(data_dir), file_format="array_record")
+def _synthetic_spec(task: str, options: DatasetOptions) -> DatasetSpec:
+  config = synthetic.synthetic_config(
+      task, train_lengths=options.train_lengths, test_lengths=options.test_lengths,
+      num_train=options.num_train, num_test=options.num_test)
+  return DatasetSpec(
+      builder=functools.partial(synthetic.SyntheticSeq2seq, config=config),
+      to_example=functools.partial(_pair_to_example, "source", "target"),
+      source_separator=" ",
+      target_separator=" ",
+      description=f"synthetic {task} ({config.name})",
+  )
+
+
+def _tfds_spec(name: str, options: DatasetOptions) -> DatasetSpec:
+  full_name = tfds_translation.tfds_name(name)
+  source, target = tfds_translation.language_fields(
+      tfds_translation.make_builder(full_name), options.source_lang, options.target_lang)
+  return _translation_spec(
+      functools.partial(tfds_translation.make_builder, full_name), source, target,
+      f"TFDS {full_name}, {source} -> {target}")
+
+
+DATASETS = {**FIXED_DATASETS, **{task: _synthetic_spec(task, DatasetOptions()) for task in synthetic.TASKS}}
+
+
+def spec(name: str, options: DatasetOptions = DatasetOptions()) -> DatasetSpec:
+  """How to build and read dataset `name` with `options`; UsageError for an unknown name or an
+  option the dataset does not accept."""
+  if name.startswith(tfds_translation.PREFIX):
+    _reject_options(name, options, TRANSLATION_OPTIONS)
+    return _tfds_spec(name, options)
+  if name in synthetic.TASKS:
+    _reject_options(name, options, SYNTHETIC_OPTIONS)
+    return _synthetic_spec(name, options)
+  if name in FIXED_DATASETS:
+    _reject_options(name, options, ())
+    return FIXED_DATASETS[name]
+  raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}, "
+                   f"{tfds_translation.PREFIX}<tfds name>/<config>")
+
+
+def split_names(known: list[str]) -> dict[str, str]:
+  """Our split name -> the TFDS split name, for the splits a dataset has.
+
+  `known` empty (a builder that does not know its splits, e.g. under `tfds.testing.mock_data`)
+  -> the standard names.
+  """
+  if not known:
+    return {split: split for split in SPLIT_ALIASES}
+  names = {}
+  for split, aliases in SPLIT_ALIASES.items():
+    found = [alias for alias in aliases if alias in known]
+    if found:
+      names[split] = found[0]
+  return names
+
+
+def load(name: str, data_dir: str, options: DatasetOptions = DatasetOptions()) -> dict[str, "tfds.data_source"]:
+  """Prepares `name` under `data_dir` if needed; returns {"train"|"validation"|"test": random-access
+  data source} for the splits the dataset has."""
+  builder = spec(name, options).builder(data_dir=os.path.expanduser(data_dir), file_format="array_record")
   builder.download_and_prepare()
-  return builder.as_data_source()
+  names = split_names(list(builder.info.splits))
+  return {split: builder.as_data_source(split=tfds_split) for split, tfds_split in names.items()}
