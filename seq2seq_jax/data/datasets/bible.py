@@ -6,13 +6,18 @@ Source: two SWORD modules read with `pysword` from the Debian packages `sword-te
 
 * A pair is one verse: the two texts with the same OSIS reference (book, chapter, verse), e.g.
   "Gen.1.1".  Verses empty in either text (deuterocanon, verses a versification leaves out) are
-  skipped: 31,077 pairs remain.  A few verses are numbered differently in the two versifications
-  (e.g. 2 Cor 13:13/14); they are paired by number all the same.
+  skipped: 31,077 pairs remain.  Where the two modules number a chapter differently the pairs
+  are shifted by a verse and kept all the same: whole chapters Num 13, 1 Sam 24, Jonah 2 (65
+  verses) and parts of a few others (2 Chr 33, Job 39-41, 1 Kgs 22, 2 Cor 13, ...); the
+  Reina-Valera also keeps the KJV subscriptions at the end of Paul's letters ("Fué escrita á los
+  Hebreos desde Italia...") inside the last verse.
 * Markup is removed from the raw OSIS (pysword's own `clean=True` glues words where a footnote
   stood): footnotes (`<note>`), non-canonical titles and speaker labels are dropped with their
   text; canonical psalm superscriptions are kept (the Reina-Valera has them inline); everything
-  after a chapter's end marker (the WEB's glossary) is dropped; entities are unescaped and white
-  space is normalised, with no space before closing punctuation.  The text is otherwise left as
+  after a chapter's end marker (the WEB's glossary) is dropped; words the Reina-Valera's translators
+  added (`<transChange>`, often written with no space around it) get a space at both ends, except
+  an object pronoun written onto a verb ("díjo" + "le" -> "díjole"); entities are unescaped and
+  white space is normalised, with no space before closing punctuation.  The text is otherwise left as
   printed (the Reina-Valera capitalises the first word of a chapter: "EN el principio").
 * Split by verse (no verse is in two splits): the references, in canonical order, are permuted
   with `numpy.random.default_rng(SPLIT_SEED)`; the first 1,000 are `test`, the next 1,000
