@@ -307,7 +307,7 @@ def launch_all(runs: list, commands: dict, out_dir: str, parallel: int,
     returncode, error, elapsed = launch(commands[run.name], os.path.join(out_dir, run.name), processes, lock)
     return Outcome(run, returncode, error, elapsed)
 
-  outcomes = []
+  outcomes, pending = [], {}
   pool = futures.ThreadPoolExecutor(max_workers=parallel)
   try:
     pending = {pool.submit(one, run): run for run in runs}
@@ -572,6 +572,11 @@ def write_plots(rows: list, grid_flags: list, plot_dir: str) -> list:
       ax.set_xlabel(axis)
       if numbers is None:
         ax.set_xticks(range(len(x_values)), x_values, rotation=30 if len(x_values) > 4 else 0)
+      else:
+        if min(numbers) > 0 and max(numbers) >= 10 * min(numbers):
+          ax.set_xscale("log")  # e.g. heads 1..32, learning rates
+        ax.set_xticks(numbers, x_values)
+        ax.minorticks_off()
       ax.grid(alpha=0.3)
     for ax in list(grid.flat)[len(names):]:
       ax.set_visible(False)
