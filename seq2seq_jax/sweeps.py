@@ -215,10 +215,14 @@ def check_sweep_record(out_dir: str, record: dict, write: bool = True) -> None:
     with open(path) as f:
       saved = json.load(f)
     if saved != record:
-      changed = [k for k in sorted(set(saved) | set(record)) if saved.get(k) != record.get(k)]
-      raise UsageError(f"{out_dir} holds a sweep made with other {' and '.join(changed)} "
-                       f"({saved.get(changed[0])} != {record.get(changed[0])}); use a new --out_dir, "
-                       f"or delete {path} to reuse its runs anyway")
+      changes = []
+      for key in sorted(set(saved) | set(record)):
+        before, now = saved.get(key) or [], record.get(key) or []
+        gone, new = [x for x in before if x not in now], [x for x in now if x not in before]
+        if gone or new or before != now:
+          changes.append(f"{key}: {' '.join(gone) or '-'} -> {' '.join(new) or '-'}")
+      raise UsageError(f"{out_dir} holds a sweep made with other flags ({'; '.join(changes)}); use a "
+                       f"new --out_dir, or delete {path} to reuse its runs anyway")
     return
   if write:
     os.makedirs(out_dir, exist_ok=True)

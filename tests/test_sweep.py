@@ -126,6 +126,16 @@ def test_seeds_start_at_the_base_seed():
     sweeps.seed_values([], 0)
 
 
+def test_an_out_dir_refuses_other_base_flags(tmp_path):
+  record = {"base_flags": ["--num_train_steps=4"], "extra_flags": []}
+  sweeps.check_sweep_record(str(tmp_path), record, write=False)
+  assert not (tmp_path / sweeps.SWEEP_FILE).exists()
+  sweeps.check_sweep_record(str(tmp_path), record)
+  sweeps.check_sweep_record(str(tmp_path), record)  # the same flags: fine
+  with pytest.raises(UsageError, match=r"other flags \(base_flags: --num_train_steps=4 -> --num_train_steps=8\)"):
+    sweeps.check_sweep_record(str(tmp_path), {**record, "base_flags": ["--num_train_steps=8"]})
+
+
 def test_error_is_the_last_error_line_else_the_last_line():
   assert sweeps.error_from_log("step 1\nerror: --num_train_steps must be positive\n", 2) == \
       "--num_train_steps must be positive"
