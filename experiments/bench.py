@@ -2,9 +2,21 @@ r"""Benchmarks on random weights and random tokens, one JSON line on stdout.
 
   python -m experiments.bench decode --config=small --beam_size=4 --batch_size=32 --decode_len=32
   python -m experiments.bench decode --config=small --beam_size=0 --batch_size=32 --decode_len=32
+  python -m experiments.bench train --config=small        # [--dtype=bfloat16] [--grad_accum_steps=k]
+  python -m experiments.bench train --config=base
 
 Dimensions match the PyTorch peer kit (shared/peers/README.md): `small` = vocab 8000, d_model 256,
 4 heads, d_ff 1024, 3+3 layers; `base` = vocab 32000, d_model 512, 8 heads, d_ff 2048, 6+6 layers.
+Train: the production step (`parallel.data_parallel(step.train_step)` over all devices, state
+donated) on random [B, L] sources and targets in [2, V) (no padding: B*L target tokens a step),
+small B 64, L 32, base B 16, L 64, dropout 0.1, label smoothing 0.1, Adam(0.9, 0.98, 1e-9); every
+batch is placed on the devices before timing, as the peer builds its tensors up front.  3 warm-up
+steps, then N timed steps (20 small, 5 base), each ended by waiting for its results (the peer reads
+the loss every step); `pipelined` times the same number of steps dispatched back to back, as the
+training loop runs them.  `flops_per_step` counts as the peer does (its `_train_flops`: 3 x
+forward, dense weight matrices + tied output projection + full attention); `xla_flops_per_step`
+is XLA's own cost analysis of the compiled step, for reference.  `compile_s` is lowering plus
+compiling the step ahead of time.
 Decode: a random [batch, decode_len] source without pad/EOS; every output has exactly decode_len
 tokens (EOS suppressed until then, as the peer's min_new_tokens), then EOS.  `compile_s` is the
 first call minus the median of the timed calls.
@@ -24,11 +36,110 @@ flags.DEFINE_integer("beam_size", 4, "Beam width; 0 = greedy.")
 flags.DEFINE_integer("batch_size", 32, "Sentences per batch.")
 flags.DEFINE_integer("decode_len", 32, "Source length and exact number of generated tokens.")
 flags.DEFINE_integer("repeats", 5, "Timed calls (median reported).")
+flags.DEFINE_integer("steps", 0, "train: timed steps (0 = the peer's: 20 small, 5 base).")
+flags.DEFINE_integer("warmup", 3, "train: untimed steps after compiling.")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "train: activation/matmul dtype.")
+flags.DEFINE_integer("grad_accum_steps", 1, "train: microbatches per step.")
+flags.DEFINE_float("dropout", 0.1, "train: dropout rate (the peer's is 0.1).")
 
 CONFIGS = {
-    "small": dict(vocab=8000, d_model=256, num_heads=4, d_ff=1024, layers=3),
-    "base": dict(vocab=32000, d_model=512, num_heads=8, d_ff=2048, layers=6),
+    "small": dict(vocab=8000, d_model=256, num_heads=4, d_ff=1024, layers=3, batch=64, length=32, steps=20),
+    "base": dict(vocab=32000, d_model=512, num_heads=8, d_ff=2048, layers=6, batch=16, length=64, steps=5),
 }
+
+
+def peer_train_flops(params, vocab: int, d_model: int, layers: int, batch: int, src_len: int,
+                     tgt_len: int) -> int:
+  """FLOPs of one training step counted as the PyTorch peer does (torch_peers._train_flops):
+  3 x forward, forward = 2 B (P_enc S + P_dec T + V d T) + 4 B d (n_enc S^2 + n_dec (T^2 + T S)),
+  P_enc / P_dec = weight-matrix (ndim >= 2) parameters of the encoder / decoder layers."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  def matrix_params(prefix):
+    return sum(x.size for name, sub in params.items() if name.startswith(prefix)
+               for x in jax.tree.leaves(sub) if x.ndim >= 2)
+
+  forward = 2 * batch * (matrix_params("encoder_") * src_len + matrix_params("decoder_") * tgt_len
+                         + vocab * d_model * tgt_len)
+  forward += 4 * batch * d_model * (layers * src_len**2 + layers * (tgt_len**2 + tgt_len * src_len))
+  return 3 * forward
+
+
+def _timings(times):
+  return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+          "times_s": [round(t, 6) for t in times]}
+
+
+def bench_train():
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.models import build_model  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.training import parallel, state as state_lib, step as step_lib  # pylint: disable=g-import-not-at-top
+  c = CONFIGS[FLAGS.config]
+  batch, length, vocab = c["batch"], c["length"], c["vocab"]
+  steps = FLAGS.steps or c["steps"]
+  _, model = build_model("transformer", source_vocab_size=vocab, target_vocab_size=vocab,
+                         d_model=c["d_model"], num_heads=c["num_heads"], d_ff=c["d_ff"],
+                         num_encoder_layers=c["layers"], num_decoder_layers=c["layers"],
+                         dropout=FLAGS.dropout, max_len=max(128, length), dtype=FLAGS.dtype)
+  mesh = parallel.make_mesh()
+  init_key, dropout_key = jax.random.split(jax.random.key(0, impl="rbg"))
+  state = state_lib.create_train_state(model, init_key, (batch, length), (batch, length),
+                                       state_lib.adam(1e-4))
+  params = jax.device_get(state.params)
+  state = parallel.replicate(state, mesh)
+  dropout_key = parallel.replicate(dropout_key, mesh)
+  rng = np.random.default_rng(1)
+  total = FLAGS.warmup + 2 * steps + 1
+  data = rng.integers(2, vocab, (total, 2, batch, length)).astype(np.int32)
+  batches = [parallel.shard_batch({"inputs": d[0], "targets": d[1]}, mesh) for d in data]
+  train_fn = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), donate_argnums=(0,),
+                                    label_smoothing=0.1, grad_accum_steps=FLAGS.grad_accum_steps)
+
+  start = time.perf_counter()
+  compiled = train_fn.lower(state, batches[0], dropout_key).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  start = time.perf_counter()
+  state, sums = jax.block_until_ready(compiled(state, batches[0], dropout_key))
+  first_step_s = time.perf_counter() - start
+  for b in batches[1:FLAGS.warmup]:
+    state, sums = compiled(state, b, dropout_key)
+  jax.block_until_ready(sums)
+  times = []
+  for b in batches[FLAGS.warmup:FLAGS.warmup + steps]:
+    start = time.perf_counter()
+    state, sums = jax.block_until_ready(compiled(state, b, dropout_key))
+    times.append(time.perf_counter() - start)
+  final = step_lib.summarize(jax.device_get(sums))
+  start = time.perf_counter()
+  for b in batches[FLAGS.warmup + steps:FLAGS.warmup + 2 * steps]:
+    state, sums = compiled(state, b, dropout_key)
+  jax.block_until_ready((state, sums))
+  pipelined_s = time.perf_counter() - start
+
+  elapsed = sum(times)
+  flops = peer_train_flops(params, vocab, c["d_model"], c["layers"], batch, length, length)
+  n_params = state_lib.parameter_count(params)
+  embedding = sum(params[k]["table"]["embedding"].size for k in ("source_embedding", "target_embedding"))
+  return {
+      "bench": "train", "config": FLAGS.config, "framework": "jax", "jax": jax.__version__,
+      "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
+      "devices": jax.device_count(), "dtype": FLAGS.dtype, "grad_accum_steps": FLAGS.grad_accum_steps,
+      "batch": batch, "src_len": length, "tgt_len": length, "vocab": vocab, "d_model": c["d_model"],
+      "layers": [c["layers"], c["layers"]], "dropout": FLAGS.dropout, "params": n_params,
+      "embedding_params": embedding, "non_embedding_params": n_params - embedding,
+      "warmup_steps": FLAGS.warmup, "timed_steps": steps, "compile_s": compile_s,
+      "first_step_s": first_step_s, "steps_per_s": steps / elapsed,
+      "target_tokens_per_s": steps * batch * length / elapsed, "step": _timings(times),
+      "pipelined": {"steps_per_s": steps / pipelined_s,
+                    "target_tokens_per_s": steps * batch * length / pipelined_s},
+      "flops_per_step": flops, "flops_counting": "peer formula (torch_peers._train_flops)",
+      "xla_flops_per_step": float(cost.get("flops", -1.0)) if cost else None,
+      "gflops_per_s": flops * steps / elapsed / 1e9, "final_loss": final["loss"],
+      "cpu_count": os.cpu_count(), "python": platform.python_version(),
+  }
 
 
 def bench_decode():
@@ -70,10 +181,13 @@ def bench_decode():
   }
 
 
+BENCHES = {"decode": bench_decode, "train": bench_train}
+
+
 def main(argv):
-  if len(argv) != 2 or argv[1] not in ("decode",):
-    raise app.UsageError("usage: python -m experiments.bench decode [flags]")
-  print(json.dumps(bench_decode()))
+  if len(argv) != 2 or argv[1] not in BENCHES:
+    raise app.UsageError("usage: python -m experiments.bench decode|train [flags]")
+  print(json.dumps(BENCHES[argv[1]]()))
 
 
 if __name__ == "__main__":

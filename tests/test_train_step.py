@@ -21,19 +21,34 @@ def batch_with_uneven_padding(seed, batch=8, length=10):
   return {"inputs": inputs, "targets": targets}
 
 
-def run_steps(devices, num_steps=4, dropout=0.0, optimizer="adam"):
+def tiny_model(dropout=0.0, dtype="float32"):
   _, model = build_model("transformer", source_vocab_size=30, target_vocab_size=25, d_model=32,
-                         num_heads=4, d_ff=64, num_encoder_layers=2, num_decoder_layers=2, dropout=dropout)
-  mesh = parallel.make_mesh(devices)
+                         num_heads=4, d_ff=64, num_encoder_layers=2, num_decoder_layers=2, dropout=dropout,
+                         dtype=dtype)
+  return model
+
+
+def tiny_state(model, num_steps, optimizer="adam"):
   schedule = state_lib.learning_rate_schedule("inverse_sqrt", 32, 4, 1.0, num_steps)
   tx = state_lib.adam(schedule) if optimizer == "adam" else optax.sgd(0.5)
-  state = state_lib.create_train_state(model, jax.random.key(0), (8, 10), (8, 10), tx)
-  state = parallel.replicate(state, mesh)
-  train = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), label_smoothing=0.1)
+  return state_lib.create_train_state(model, jax.random.key(0), (8, 10), (8, 10), tx)
+
+
+def run_steps(devices, num_steps=4, dropout=0.0, optimizer="adam", grad_accum_steps=1, batch_size=8,
+              dtype="float32", batch_seeds=None):
+  """Trains the tiny model on `devices` (batch i from seed batch_seeds[i], default i); returns
+  (params, loss per step)."""
+  model = tiny_model(dropout, dtype)
+  mesh = parallel.make_mesh(devices)
+  state = parallel.replicate(tiny_state(model, num_steps, optimizer), mesh)
+  train = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), label_smoothing=0.1,
+                                 grad_accum_steps=grad_accum_steps)
   key = parallel.replicate(jax.random.key(1, impl="rbg"), mesh)
+  seeds = range(num_steps) if batch_seeds is None else batch_seeds
   losses = []
-  for i in range(num_steps):
-    state, sums = train(state, parallel.shard_batch(batch_with_uneven_padding(i), mesh), key)
+  for seed in seeds:
+    batch = batch_with_uneven_padding(seed, batch=batch_size)
+    state, sums = train(state, parallel.shard_batch(batch, mesh), key)
     losses.append(step_lib.summarize(jax.device_get(sums))["loss"])
   return jax.device_get(state.params), losses
 

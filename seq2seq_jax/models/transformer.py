@@ -8,6 +8,8 @@ and summed with positional encodings (§3.4-3.5); the target embedding may be sh
 pre-softmax projection (§3.4).
 
 Shapes: inputs [B, S], targets [B, T] int32 with pad 0; encoded [B, S, D]; logits [B, T, V].
+`dtype="bfloat16"` computes activations and matmuls in bfloat16 (logits too); parameters stay
+float32 and the attention softmax and LayerNorm statistics are computed in float32.
 """
 
 import dataclasses
@@ -18,6 +20,8 @@ import jax.numpy as jnp
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models.attention import MultiHeadAttention, causal_mask, padding_mask
 from seq2seq_jax.models.layers import FeedForward, PositionalEncoding, TokenEmbedding
+
+DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +42,11 @@ class TransformerConfig:
   activation: str = "relu"
   bos_id: int = 1
   pad_id: int = 0
+  dtype: str = "float32"        # activations/matmuls: float32 or bfloat16; parameters stay float32
 
   def __post_init__(self):
+    if self.dtype not in DTYPES:
+      raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
     if self.d_model % self.num_heads:
       raise UsageError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
     if self.positional not in ("sinusoidal", "learned"):
@@ -58,10 +65,11 @@ class Sublayer(nn.Module):
   """Residual connection around `fn` with layer normalisation, post-LN (paper) or pre-LN."""
   pre_ln: bool
   dropout: float
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x, fn, train):
-    norm = nn.LayerNorm(name="norm")
+    norm = nn.LayerNorm(dtype=self.dtype, name="norm")
     drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=not train)
     if self.pre_ln:
       return x + drop(fn(norm(x)))
@@ -75,10 +83,11 @@ class EncoderLayer(nn.Module):
   def __call__(self, x, mask, train):
     """x [B, S, D], mask [B, 1, S, S] -> [B, S, D]."""
     c = self.config
-    attn = MultiHeadAttention(c.num_heads, c.dropout, name="self_attention")
-    x = Sublayer(c.pre_ln, c.dropout, name="attention_block")(x, lambda h: attn(h, h, mask, train), train)
-    ffn = FeedForward(c.d_ff, activation=c.activation, name="feed_forward")
-    return Sublayer(c.pre_ln, c.dropout, name="feed_forward_block")(x, lambda h: ffn(h, train), train)
+    attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, name="self_attention")
+    x = Sublayer(c.pre_ln, c.dropout, c.dtype, name="attention_block")(
+        x, lambda h: attn(h, h, mask, train), train)
+    ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
+    return Sublayer(c.pre_ln, c.dropout, c.dtype, name="feed_forward_block")(x, lambda h: ffn(h, train), train)
 
 
 class DecoderLayer(nn.Module):
@@ -88,14 +97,14 @@ class DecoderLayer(nn.Module):
   def __call__(self, y, encoded, self_mask, cross_mask, train, decode):
     """y [B, T, D], encoded [B, S, D], self_mask [B, 1, T, T], cross_mask [B, 1, T, S] -> [B, T, D]."""
     c = self.config
-    self_attn = MultiHeadAttention(c.num_heads, c.dropout, name="self_attention")
-    cross_attn = MultiHeadAttention(c.num_heads, c.dropout, name="cross_attention")
-    ffn = FeedForward(c.d_ff, activation=c.activation, name="feed_forward")
-    y = Sublayer(c.pre_ln, c.dropout, name="self_attention_block")(
+    self_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, name="self_attention")
+    cross_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, name="cross_attention")
+    ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
+    y = Sublayer(c.pre_ln, c.dropout, c.dtype, name="self_attention_block")(
         y, lambda h: self_attn(h, h, self_mask, train, decode), train)
-    y = Sublayer(c.pre_ln, c.dropout, name="cross_attention_block")(
+    y = Sublayer(c.pre_ln, c.dropout, c.dtype, name="cross_attention_block")(
         y, lambda h: cross_attn(h, encoded, cross_mask, train), train)
-    return Sublayer(c.pre_ln, c.dropout, name="feed_forward_block")(y, lambda h: ffn(h, train), train)
+    return Sublayer(c.pre_ln, c.dropout, c.dtype, name="feed_forward_block")(y, lambda h: ffn(h, train), train)
 
 
 class Transformer(nn.Module):
@@ -104,18 +113,18 @@ class Transformer(nn.Module):
 
   def setup(self):
     c = self.config
-    self.source_embedding = TokenEmbedding(c.source_vocab_size, c.d_model)
-    self.target_embedding = TokenEmbedding(c.target_vocab_size, c.d_model)
+    self.source_embedding = TokenEmbedding(c.source_vocab_size, c.d_model, dtype=c.dtype)
+    self.target_embedding = TokenEmbedding(c.target_vocab_size, c.d_model, dtype=c.dtype)
     self.positional = PositionalEncoding(c.max_len, c.positional, name="source_positions")
     self.target_positional = PositionalEncoding(c.max_len, c.positional, name="target_positions")
     self.encoder_layers = [EncoderLayer(c, name=f"encoder_{i}") for i in range(c.num_encoder_layers)]
     self.decoder_layers = [DecoderLayer(c, name=f"decoder_{i}") for i in range(c.num_decoder_layers)]
     self.embedding_dropout = nn.Dropout(c.dropout)
     if c.pre_ln:
-      self.encoder_norm = nn.LayerNorm()
-      self.decoder_norm = nn.LayerNorm()
+      self.encoder_norm = nn.LayerNorm(dtype=c.dtype)
+      self.decoder_norm = nn.LayerNorm(dtype=c.dtype)
     if not c.share_target_embedding:
-      self.output_projection = nn.Dense(c.target_vocab_size)
+      self.output_projection = nn.Dense(c.target_vocab_size, dtype=c.dtype)
 
   def encode(self, inputs, train: bool = False):
     """inputs [B, S] -> encoded [B, S, D] (§3.1, encoder)."""
