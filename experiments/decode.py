@@ -4,12 +4,17 @@ r"""Decode with a trained model: greedy, sampling or beam search, Whisper-style 
   python -m experiments.decode --workdir=runs/default --input_file=words.txt --output_file=out.txt
   python -m experiments.decode --workdir=runs/default --beam_size=8 --nbest=3 --inputs=read
   python -m experiments.decode --workdir=runs/default --score_file=pairs.tsv
+  python -m experiments.decode --workdir=runs/default --inputs=knight --plot_attention=plots
 
 One output line per input line (with --nbest > 1: the hypotheses separated by " | "); with
 --inputs, stdout lines are "input<TAB>output<TAB>score<TAB>sum_logprob".
 --score_file: lines "source<TAB>target"; prints each pair with the score beam search ranks by
-(log-prob / length penalty) and the summed log-prob.  Inputs are checked against the model's
-vocabulary and length limit before anything is decoded or written.
+(log-prob / length penalty) and the summed log-prob.
+--plot_attention=DIR: also saves one cross-attention heatmap per input, of its best output
+(DIR/001_word.png: source tokens across, output tokens with EOS down; one panel per Transformer
+decoder layer, averaged over heads unless --plot_attention_per_head; one for the attention RNN).
+Inputs are checked against the model's vocabulary and length limit before anything is decoded or
+written.
 """
 
 import os
@@ -28,6 +33,10 @@ flags.DEFINE_string("output_file", None, "Where to write one output per input li
 flags.DEFINE_string("score_file", None, "Tab-separated source and target per line: print scores.")
 flags.DEFINE_integer("batch_size", 256, "Decoding batch size.")
 flags.DEFINE_integer("seed", 0, "PRNG seed for sampling.")
+flags.DEFINE_string("plot_attention", None, "Directory for one cross-attention heatmap PNG per input "
+                    "(transformer and rnn_attention models).")
+flags.DEFINE_bool("plot_attention_per_head", False, "With --plot_attention: one panel per head of "
+                  "each Transformer layer instead of the mean over heads.")
 
 
 def read_inputs() -> list[str]:
@@ -65,6 +74,27 @@ def score_pairs(translator, lines, options):
   return scored
 
 
+def plot_attention(translator, texts, sources, results, options):
+  """Saves one heatmap per input under --plot_attention, of the best hypothesis; returns the paths."""
+  from seq2seq_jax import attention_maps, attention_plots  # pylint: disable=g-import-not-at-top
+  maps = attention_maps.attention_maps(translator, sources, [r.tokens for r in results], options.prompt)
+  titles = [f"{text} -> {r.text}" for text, r in zip(texts, results)]
+  return attention_plots.save_all(maps, texts, FLAGS.plot_attention, FLAGS.plot_attention_per_head, titles)
+
+
+def check_plot_flags(translator):
+  """UsageError for --plot_attention with --score_file or a model without attention."""
+  from seq2seq_jax import attention_maps  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
+  if FLAGS.plot_attention_per_head and not FLAGS.plot_attention:
+    raise UsageError("--plot_attention_per_head needs --plot_attention=DIR")
+  if not FLAGS.plot_attention:
+    return
+  if FLAGS.score_file:
+    raise UsageError("--plot_attention plots decoded outputs: use it with --inputs or --input_file")
+  attention_maps.require_attention(translator.model)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -75,6 +105,7 @@ def main(argv):
     texts = read_inputs()
     translator = Translator.from_workdir(FLAGS.workdir)
     options = decoding_flags.options_from_flags(translator.target_vocab)
+    check_plot_flags(translator)
     if FLAGS.score_file:
       for source, target, score, logprob in score_pairs(translator, texts, options):
         print(f"{source}\t{target}\t{score:.6f}\t{logprob:.6f}")
@@ -82,6 +113,8 @@ def main(argv):
     sources = translator.encode_sources(texts)  # validates every input before any work
     results = translator.translate(sources, options, FLAGS.batch_size)
     outputs = [" | ".join(h.text for h in r.nbest) if options.nbest > 1 else r.text for r in results]
+    if FLAGS.plot_attention:
+      plot_attention(translator, texts, sources, results, options)
   except UsageError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
