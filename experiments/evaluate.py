@@ -27,6 +27,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   import dataclasses  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
   from seq2seq_jax import evaluation  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
@@ -36,13 +37,14 @@ def main(argv):
     config, _, _ = loop.load_workdir(FLAGS.workdir)
     translator = Translator.from_workdir(FLAGS.workdir)
     options = decoding_flags.options_from_flags(translator.target_vocab)
-    spec = datasets.spec(config["dataset"])
+    dataset_options = datasets.DatasetOptions(**config["dataset_options"])
+    spec = datasets.spec(config["dataset"], dataset_options)
     data_dir = FLAGS.data_dir or config["full_config"]["data_dir"]
-    examples = pipeline.read_examples(datasets.load(config["dataset"], data_dir)[FLAGS.split], spec)
+    examples = pipeline.read_examples(datasets.load(config["dataset"], data_dir, dataset_options)[FLAGS.split], spec)
     examples = examples[: FLAGS.max_examples or None]
+    sources = [translator.source_vocab.encode(e.source)[: translator.max_source_length] for e in examples]
     start = time.time()
-    results = translator.translate(translator.encode_sources([e.source for e in examples]), options,
-                                   FLAGS.batch_size)
+    results = translator.translate([np.asarray(s, np.int32) for s in sources], options, FLAGS.batch_size)
     seconds = time.time() - start
   except UsageError as e:
     print(f"error: {e}", file=sys.stderr)
@@ -51,7 +53,8 @@ def main(argv):
   references = [e.references for e in examples]
   out = {
       "workdir": FLAGS.workdir, "step": translator.step, "split": FLAGS.split, "examples": len(examples),
-      **evaluation.error_rates(hypotheses, references, translator.target_vocab.separator),
+      **evaluation.sequence_metrics(spec.metrics, hypotheses, references, [e.source for e in examples],
+                                    translator.target_vocab.separator),
       "decode_s": round(seconds, 1), "devices": jax.device_count(),
       "decoding": json.loads(json.dumps(dataclasses.asdict(options))),
   }

@@ -1,7 +1,10 @@
-"""Sequence metrics: word error rate and phoneme (symbol) error rate against several references.
+"""Sequence metrics against one or more references per example.
 
-A hypothesis is a sequence of symbols (a string split by the vocabulary's separator); each example
-may have several acceptable references (CMUdict words with several pronunciations).
+- G2P and synthetic tasks: word (sequence) error rate and phoneme (symbol) error rate.  A hypothesis
+  is a sequence of symbols (a string split by the vocabulary's separator); an example may have
+  several acceptable references (CMUdict words with several pronunciations).
+- Translation: detokenised corpus BLEU and chrF from sacrebleu (Post 2018), with their signature
+  strings, and BLEU by source-length bucket (Bahdanau et al. 2015, Fig. 2).
 """
 
 import editdistance
@@ -30,3 +33,50 @@ def error_rates(hypotheses: list[str], references: list[tuple[str, ...]], separa
   """{"wer", "per"} of hypotheses against their references."""
   return {"wer": word_error_rate(hypotheses, references),
           "per": symbol_error_rate(hypotheses, references, separator)}
+
+
+def _reference_streams(references: list[tuple[str, ...]]) -> list[list[str]]:
+  """sacrebleu's layout: one stream per reference index.  Examples with different numbers of
+  references use their first reference only."""
+  counts = {len(r) for r in references}
+  n = counts.pop() if len(counts) == 1 else 1
+  return [[r[i] for r in references] for i in range(n)]
+
+
+def translation_scores(hypotheses: list[str], references: list[tuple[str, ...]]) -> dict:
+  """{"bleu", "chrf", "bleu_signature", "chrf_signature"}: sacrebleu's defaults (13a tokenizer,
+  mixed case) on detokenised text."""
+  from sacrebleu.metrics import BLEU, CHRF  # pylint: disable=g-import-not-at-top
+  streams = _reference_streams(references)
+  bleu, chrf = BLEU(), CHRF()
+  return {"bleu": bleu.corpus_score(hypotheses, streams).score,
+          "chrf": chrf.corpus_score(hypotheses, streams).score,
+          "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
+
+
+def bleu_by_source_length(hypotheses: list[str], references: list[tuple[str, ...]], sources: list[str],
+                          edges=(10, 20, 30, 40, 50)) -> list[dict]:
+  """Corpus BLEU of the examples grouped by source length in words (whitespace tokens):
+  [{"min_words", "max_words" (None = open), "examples", "bleu"}, ...] for the non-empty buckets."""
+  from sacrebleu.metrics import BLEU  # pylint: disable=g-import-not-at-top
+  bounds = [0, *edges, None]
+  rows = []
+  for low, high in zip(bounds[:-1], bounds[1:]):
+    idx = [i for i, s in enumerate(sources) if len(s.split()) > low and (high is None or len(s.split()) <= high)]
+    if idx:
+      score = BLEU().corpus_score([hypotheses[i] for i in idx],
+                                  _reference_streams([references[i] for i in idx])).score
+      rows.append({"min_words": low + 1, "max_words": high, "examples": len(idx), "bleu": score})
+  return rows
+
+
+def sequence_metrics(names: tuple[str, ...], hypotheses: list[str], references: list[tuple[str, ...]],
+                     sources: list[str], separator: str = " ") -> dict:
+  """The metrics a dataset asks for: ("wer", "per") and/or ("bleu", "chrf")."""
+  out = {}
+  if {"wer", "per"} & set(names):
+    out.update(error_rates(hypotheses, references, separator))
+  if {"bleu", "chrf"} & set(names):
+    out.update(translation_scores(hypotheses, references))
+    out["bleu_by_source_length"] = bleu_by_source_length(hypotheses, references, sources)
+  return out

@@ -7,7 +7,6 @@ import orbax.checkpoint as ocp
 
 from seq2seq_jax import models
 from seq2seq_jax.data import pipeline
-from seq2seq_jax.data.tokenizers import Vocabulary
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingResult, DecodingTask
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.training import loop
@@ -18,10 +17,11 @@ class Translator:
   model: object
   model_config: object
   params: dict
-  source_vocab: Vocabulary
-  target_vocab: Vocabulary
+  source_vocab: object  # tokenizers.Vocabulary or SentencePieceVocabulary
+  target_vocab: object
   buckets: tuple
   step: int
+  max_source_length: int
 
   @classmethod
   def from_workdir(cls, workdir: str) -> "Translator":
@@ -35,18 +35,19 @@ class Translator:
       raise UsageError(f"{workdir} has no checkpoint yet; train first")
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     return cls(model, model_config, restored["state"]["params"], source_vocab, target_vocab,
-               tuple(config["buckets"]), step)
+               tuple(config["buckets"]), step, config["max_source_length"])
 
   def encode_sources(self, texts: list[str]) -> list[np.ndarray]:
     """Token ids per text; UsageError naming the line if a text is empty, too long or out of vocabulary."""
-    limit = max(self.buckets)
+    limit = self.max_source_length
     sources = []
     for line, text in enumerate(texts, 1):
       ids = self.source_vocab.encode(text)  # raises OutOfVocabularyError (a UsageError)
       if not ids:
         raise UsageError(f"input {line} is empty")
       if len(ids) > limit:
-        raise UsageError(f"input {line} ({text[:40]!r}...) has {len(ids)} tokens; this model takes at most {limit}")
+        raise UsageError(f"input {line} ({text[:40]!r}...) has {len(ids)} tokens; this model takes at most {limit} "
+                         "(its --max_source_length); shorten or split the input")
       sources.append(np.asarray(ids, np.int32))
     return sources
 

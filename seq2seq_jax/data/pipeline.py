@@ -2,19 +2,25 @@
 
 Training batches are a pure function of (seed, step): each epoch's order is a seeded permutation,
 examples are grouped into length buckets, cut into full batches and the batches shuffled.  The
-iterator position is therefore just the step number, which makes resuming exact.
+iterator position is therefore just the step number, which makes resuming exact.  A batch holds
+either a fixed number of rows (`batch_size`) or as many rows as fit a token budget (`max_tokens`,
+as fairseq: rows x bucket length <= max_tokens, padding included, on each side).
 
 Batch contract: {"inputs": int32 [B, S], "targets": int32 [B, T]}, pad 0, targets end with EOS.
 S and T are padded up to the same bucket boundary so that each bucket compiles once.
 """
 
 import dataclasses
+import hashlib
+import json
+import os
 
 import grain
 import numpy as np
 
 from seq2seq_jax.data.datasets import DatasetSpec, Example
-from seq2seq_jax.data.tokenizers import Vocabulary
+from seq2seq_jax.data.tokenizers import Vocabulary, train_sentencepiece, vocabulary_from_json
+from seq2seq_jax.errors import UsageError
 
 DEFAULT_BUCKETS = (8, 12, 16, 32)
 
@@ -24,14 +30,51 @@ def read_examples(data_source, spec: DatasetSpec, chunk: int = 8192) -> list[Exa
   the data source's batched `__getitems__` (the grain protocol): one read per record is ~15x slower."""
   records = []
   for start in range(0, len(data_source), chunk):
-    records.extend(data_source.__getitems__(list(range(start, min(start + chunk, len(data_source))))))
+    keys = list(range(start, min(start + chunk, len(data_source))))
+    try:
+      records.extend(data_source.__getitems__(keys))
+    except TypeError:  # tfds.testing.mock_data's sources lack the batched read
+      records.extend(data_source[k] for k in keys)
   return [spec.to_example(r) for r in records]
 
 
-def build_vocabularies(train_examples: list[Example], spec: DatasetSpec) -> tuple[Vocabulary, Vocabulary]:
-  """Source and target vocabularies from the training split only."""
-  source = Vocabulary.from_texts((e.source for e in train_examples), spec.source_separator)
-  target = Vocabulary.from_texts((r for e in train_examples for r in e.references), spec.target_separator)
+def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_size: int = 0,
+                       shared: bool = False, cache_dir: str | None = None, cache_key: dict | None = None):
+  """Source and target vocabularies from the training split only.
+
+  Symbol datasets: the exact symbol sets (characters / space-separated symbols).  SentencePiece
+  datasets: unigram models of `vocab_size` pieces, one per side or one `shared` by both, cached as
+  JSON under `cache_dir` keyed by `cache_key` (dataset, options) and the vocabulary settings.
+  """
+  if getattr(spec, "tokenizer", "symbols") == "symbols":
+    if vocab_size or shared:
+      raise UsageError("this dataset uses exact symbol vocabularies; --vocab_size/--shared_vocab apply "
+                       "to SentencePiece (natural-language) datasets")
+    source = Vocabulary.from_texts((e.source for e in train_examples), spec.source_separator)
+    target = Vocabulary.from_texts((r for e in train_examples for r in e.references), spec.target_separator)
+    return source, target
+  if vocab_size <= 0:
+    raise UsageError(f"--vocab_size must be a positive integer for SentencePiece datasets, got {vocab_size}")
+  path = None
+  if cache_dir:
+    key = json.dumps({**(cache_key or {}), "vocab_size": vocab_size, "shared": shared}, sort_keys=True)
+    path = os.path.join(os.path.expanduser(cache_dir), "seq2seq_jax_vocabularies",
+                        hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+    if os.path.exists(path):
+      with open(path) as f:
+        saved = json.load(f)
+      return vocabulary_from_json(saved["source"]), vocabulary_from_json(saved["target"])
+  sources = [e.source for e in train_examples]
+  targets = [r for e in train_examples for r in e.references]
+  if shared:
+    source = target = train_sentencepiece(sources + targets, vocab_size)
+  else:
+    source, target = train_sentencepiece(sources, vocab_size), train_sentencepiece(targets, vocab_size)
+  if path:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+      json.dump({"key": json.loads(key), "source": source.to_json(), "target": target.to_json()}, f)
+    os.replace(path + ".tmp", path)
   return source, target
 
 
@@ -44,16 +87,18 @@ class EncodedPairs:
   dropped: int  # pairs longer than the longest bucket
 
 
-def encode_pairs(examples: list[Example], source_vocab: Vocabulary, target_vocab: Vocabulary,
-                 max_length: int, all_references: bool = True) -> EncodedPairs:
-  """Tokenizes every (source, reference) pair (targets end with EOS); drops pairs longer than
-  `max_length` on either side.  `all_references=False` keeps only each example's first reference."""
+def encode_pairs(examples: list[Example], source_vocab, target_vocab, max_source_length: int,
+                 max_target_length: int | None = None, all_references: bool = True) -> EncodedPairs:
+  """Tokenizes every (source, reference) pair (targets end with EOS); drops pairs whose source is
+  longer than `max_source_length` or target longer than `max_target_length` (default: the same).
+  `all_references=False` keeps only each example's first reference."""
+  max_target_length = max_target_length or max_source_length
   sources, targets, index, dropped = [], [], [], 0
   for i, ex in enumerate(examples):
     src = np.asarray(source_vocab.encode(ex.source), np.int32)
     for ref in ex.references if all_references else ex.references[:1]:
       tgt = np.asarray(target_vocab.encode(ref, add_eos=True), np.int32)
-      if max(len(src), len(tgt)) > max_length:
+      if len(src) > max_source_length or len(tgt) > max_target_length:
         dropped += 1
         continue
       sources.append(src)
@@ -75,20 +120,36 @@ def pad_batch(rows: list[np.ndarray], length: int, num_rows: int) -> np.ndarray:
   return out
 
 
+def rows_per_bucket(boundaries, batch_size: int, max_tokens: int = 0, multiple_of: int = 1) -> tuple[int, ...]:
+  """Rows of a batch in each length bucket: `batch_size`, or with a token budget the most rows with
+  rows x length <= max_tokens, rounded down to a multiple of `multiple_of` (the device count)."""
+  if not max_tokens:
+    return tuple(batch_size for _ in boundaries)
+  rows = tuple((max_tokens // length) // multiple_of * multiple_of for length in boundaries)
+  if min(rows) == 0:
+    raise UsageError(f"--max_tokens={max_tokens} cannot hold {multiple_of} row(s) of the longest bucket "
+                     f"({max(boundaries)} tokens); raise it to at least {multiple_of * max(boundaries)}")
+  return rows
+
+
 class TrainBatches:
   """Random access to training batches by step: `batches[step]` -> batch dict.
 
   Every epoch uses the same buckets and batch count; only the order changes (seeded by
   (seed, epoch)).  Incomplete batches at the end of a bucket are left for the next epoch's shuffle.
+  With `max_tokens`, each bucket's batches have `rows_per_bucket` rows instead of `batch_size`.
   """
 
-  def __init__(self, pairs: EncodedPairs, batch_size: int, boundaries=DEFAULT_BUCKETS, seed: int = 0):
-    self.pairs, self.batch_size, self.boundaries, self.seed = pairs, batch_size, tuple(boundaries), seed
+  def __init__(self, pairs: EncodedPairs, batch_size: int, boundaries=DEFAULT_BUCKETS, seed: int = 0,
+               max_tokens: int = 0, multiple_of: int = 1):
+    self.pairs, self.boundaries, self.seed = pairs, tuple(boundaries), seed
+    self.rows = rows_per_bucket(self.boundaries, batch_size, max_tokens, multiple_of)
     lengths = [max(len(s), len(t)) for s, t in zip(pairs.sources, pairs.targets)]
     self.bucket = np.asarray([bucket_of(n, self.boundaries) for n in lengths])
-    self.steps_per_epoch = sum(int(np.sum(self.bucket == b)) // batch_size for b in range(len(self.boundaries)))
+    self.steps_per_epoch = sum(int(np.sum(self.bucket == b)) // self.rows[b] for b in range(len(self.boundaries)))
     if self.steps_per_epoch == 0:
-      raise ValueError(f"batch_size={batch_size} is larger than every length bucket of the training set")
+      raise UsageError(f"the batch ({batch_size} rows or {max_tokens} tokens) is larger than every length "
+                       f"bucket of the training set ({len(lengths)} pairs); use a smaller batch")
     self._epoch, self._plan = None, None
 
   def epoch_plan(self, epoch: int) -> grain.MapDataset:
@@ -98,17 +159,18 @@ class TrainBatches:
     plan = []
     for b in range(len(self.boundaries)):
       members = order[self.bucket[order] == b]
-      for start in range(0, len(members) - self.batch_size + 1, self.batch_size):
-        plan.append((b, members[start:start + self.batch_size]))
+      rows = self.rows[b]
+      for start in range(0, len(members) - rows + 1, rows):
+        plan.append((b, members[start:start + rows]))
     plan = [plan[i] for i in rng.permutation(len(plan))]
     return grain.MapDataset.source(plan).map(self._collate)
 
   def _collate(self, item) -> dict:
     bucket, idx = item
-    length = self.boundaries[bucket]
+    length, rows = self.boundaries[bucket], self.rows[bucket]
     return {
-        "inputs": pad_batch([self.pairs.sources[i] for i in idx], length, self.batch_size),
-        "targets": pad_batch([self.pairs.targets[i] for i in idx], length, self.batch_size),
+        "inputs": pad_batch([self.pairs.sources[i] for i in idx], length, rows),
+        "targets": pad_batch([self.pairs.targets[i] for i in idx], length, rows),
     }
 
   def __getitem__(self, step: int) -> dict:

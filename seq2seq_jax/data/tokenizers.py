@@ -1,11 +1,15 @@
-"""Symbol vocabularies: characters (graphemes) and whitespace-separated symbols (phonemes).
+"""Vocabularies: characters (graphemes), whitespace-separated symbols (phonemes, synthetic tasks)
+and SentencePiece subwords (natural language, Kudo & Richardson 2018).
 
 Ids 0, 1, 2 are reserved in every vocabulary: PAD=0, BOS=1, EOS=2.  A vocabulary is saved as JSON
-next to every checkpoint so that decoding uses exactly the ids the model was trained with.
+next to every checkpoint (`to_json` / `vocabulary_from_json`) so that decoding uses exactly the ids
+the model was trained with and never retrains a SentencePiece model.
 """
 
+import base64
 import dataclasses
 import functools
+import io
 import json
 
 from seq2seq_jax.errors import UsageError
@@ -67,10 +71,84 @@ class Vocabulary:
     return self.separator.join(out)
 
   def to_json(self) -> str:
-    return json.dumps({"symbols": list(self.symbols), "separator": self.separator,
+    return json.dumps({"type": "symbols", "symbols": list(self.symbols), "separator": self.separator,
                        "specials": list(SPECIALS)}, ensure_ascii=False, indent=1)
 
   @classmethod
   def from_json(cls, text: str) -> "Vocabulary":
     d = json.loads(text)
     return cls(tuple(d["symbols"]), d["separator"])
+
+
+@dataclasses.dataclass(frozen=True)
+class SentencePieceVocabulary:
+  """A SentencePiece model (serialized proto) with PAD=0, BOS=1, EOS=2 and UNK=3.
+
+  `separator` is " ": decoded text is detokenised words, so symbol error rates count words.
+  """
+  model_proto: bytes
+  separator: str = " "
+
+  @functools.cached_property
+  def _processor(self):
+    import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+    return spm.SentencePieceProcessor(model_proto=self.model_proto)
+
+  @property
+  def size(self) -> int:
+    return self._processor.get_piece_size()
+
+  def encode(self, text: str, add_eos: bool = False) -> list[int]:
+    """text -> subword ids (no BOS); unknown characters map to UNK (id 3)."""
+    ids = self._processor.encode(text)
+    return ids + [EOS_ID] if add_eos else ids
+
+  def decode(self, ids) -> str:
+    """ids -> detokenised text, stopping at the first EOS and skipping PAD/BOS."""
+    out = []
+    for i in ids:
+      i = int(i)
+      if i == EOS_ID:
+        break
+      if i >= len(SPECIALS):
+        out.append(i)
+    return self._processor.decode(out)
+
+  def pieces(self, ids) -> list[str]:
+    """Subword strings of `ids` (for attention plots and debugging)."""
+    return [self._processor.id_to_piece(int(i)) for i in ids]
+
+  def to_json(self) -> str:
+    return json.dumps({"type": "sentencepiece", "model": base64.b64encode(self.model_proto).decode("ascii"),
+                       "specials": list(SPECIALS)}, indent=1)
+
+  def __eq__(self, other):
+    return isinstance(other, SentencePieceVocabulary) and self.model_proto == other.model_proto
+
+  def __hash__(self):
+    return hash(self.model_proto)
+
+
+def train_sentencepiece(texts, vocab_size: int, model_type: str = "unigram") -> SentencePieceVocabulary:
+  """Trains a SentencePiece model on `texts` (an iterable of str) with our special-token ids."""
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  texts = [t for t in texts if t]
+  if not texts:
+    raise UsageError("cannot train a SentencePiece vocabulary on an empty training split")
+  model = io.BytesIO()
+  try:
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size, model_type=model_type,
+        pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=len(SPECIALS), character_coverage=1.0,
+        num_threads=1, minloglevel=2, input_sentence_size=0, shuffle_input_sentence=False)
+  except RuntimeError as e:  # e.g. vocab_size larger than the corpus allows
+    raise UsageError(f"SentencePiece training failed for --vocab_size={vocab_size}: {str(e).splitlines()[-1].split('] ')[-1]}") from e
+  return SentencePieceVocabulary(model.getvalue())
+
+
+def vocabulary_from_json(text: str):
+  """Either vocabulary kind from its `to_json` text."""
+  d = json.loads(text)
+  if d.get("type") == "sentencepiece":
+    return SentencePieceVocabulary(base64.b64decode(d["model"]))
+  return Vocabulary.from_json(text)
