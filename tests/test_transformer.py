@@ -116,3 +116,16 @@ def test_overfits_a_tiny_batch_and_greedy_reproduces_it():
                            logprob_threshold=None)
   task = DecodingTask(model, state.params, greedy, bos_id=1, eos_id=2, detokenize=str, limit=128)
   assert [r.tokens for r in task.run(inputs)] == [tuple(t[:-1]) for t in targets.tolist()]
+
+
+def test_key_size_sets_the_per_head_projection_width():
+  """Vaswani et al. Table 3 row (B): d_k = d_v chosen apart from d_model / h."""
+  from seq2seq_jax import models
+  _, model = models.build_model("transformer", source_vocab_size=20, target_vocab_size=20, d_model=32,
+                                num_heads=8, key_size=16, d_ff=64, num_encoder_layers=1,
+                                num_decoder_layers=1, dropout=0.0)
+  x = jnp.ones((2, 5), jnp.int32)
+  params = model.init(jax.random.key(0), x, x)["params"]
+  assert params["decoder_0"]["cross_attention"]["query"]["kernel"].shape == (32, 8, 16)
+  assert params["decoder_0"]["cross_attention"]["out"]["kernel"].shape == (8, 16, 32)
+  assert model.apply({"params": params}, x, x).shape == (2, 5, 20)

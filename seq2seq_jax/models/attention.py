@@ -50,13 +50,14 @@ class MultiHeadAttention(nn.Module):
   num_heads: int
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  head_dim: int | None = None  # d_k = d_v; None = features / num_heads (the paper's choice)
 
   @nn.compact
   def __call__(self, queries, keys_values, mask=None, train: bool = False, decode: bool = False):
     features = queries.shape[-1]
-    if features % self.num_heads:
+    if self.head_dim is None and features % self.num_heads:
       raise ValueError(f"d_model={features} is not divisible by num_heads={self.num_heads}")
-    head_dim = features // self.num_heads
+    head_dim = self.head_dim or features // self.num_heads
     # W^Q, W^K, W^V are plain matrices (§3.2.2): a key bias would shift every logit of a query
     # equally and so has exactly zero gradient.
     project = lambda name: nn.DenseGeneral((self.num_heads, head_dim), use_bias=False,

@@ -31,6 +31,7 @@ class TransformerConfig:
   target_vocab_size: int
   d_model: int = 256
   num_heads: int = 4
+  key_size: int = 0             # d_k = d_v per head; 0 = d_model / num_heads (§3.2.2)
   d_ff: int = 1024
   num_encoder_layers: int = 3
   num_decoder_layers: int = 3
@@ -47,7 +48,9 @@ class TransformerConfig:
   def __post_init__(self):
     if self.dtype not in DTYPES:
       raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-    if self.d_model % self.num_heads:
+    if self.key_size < 0:
+      raise UsageError(f"key_size must be >= 0 (0 = d_model / num_heads), got {self.key_size}")
+    if self.d_model % self.num_heads and not self.key_size:
       raise UsageError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
     if self.positional not in ("sinusoidal", "learned"):
       raise UsageError(f"positional must be 'sinusoidal' or 'learned', got {self.positional!r}")
@@ -83,7 +86,7 @@ class EncoderLayer(nn.Module):
   def __call__(self, x, mask, train):
     """x [B, S, D], mask [B, 1, S, S] -> [B, S, D]."""
     c = self.config
-    attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, name="self_attention")
+    attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
     x = Sublayer(c.pre_ln, c.dropout, c.dtype, name="attention_block")(
         x, lambda h: attn(h, h, mask, train), train)
     ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
@@ -97,8 +100,8 @@ class DecoderLayer(nn.Module):
   def __call__(self, y, encoded, self_mask, cross_mask, train, decode):
     """y [B, T, D], encoded [B, S, D], self_mask [B, 1, T, T], cross_mask [B, 1, T, S] -> [B, T, D]."""
     c = self.config
-    self_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, name="self_attention")
-    cross_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, name="cross_attention")
+    self_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
+    cross_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None, name="cross_attention")
     ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
     y = Sublayer(c.pre_ln, c.dropout, c.dtype, name="self_attention_block")(
         y, lambda h: self_attn(h, h, self_mask, train, decode), train)
