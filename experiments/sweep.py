@@ -63,6 +63,8 @@ flags.DEFINE_multi_string("grid", [], "FLAG=V1,V2,...: one axis of the grid (rep
 flags.DEFINE_multi_string("runs", [], "NAME:FLAG=V,FLAG=V: a named run (repeatable); combined with "
                           "every grid point.")
 flags.DEFINE_integer("seeds", 1, "Seeds per configuration (S..S+N-1, S = the base --seed or 0).")
+flags.DEFINE_multi_string("seeds_for", [], "NAME:N: the named run NAME gets N seeds instead of --seeds "
+                          "(repeatable), e.g. --seeds_for=base:3 to show the noise level of the base row.")
 flags.DEFINE_string("out_dir", None, "Sweep directory: one workdir per run, results.csv/.md, plots/.")
 flags.DEFINE_integer("parallel", 1, "Training processes at once.")
 flags.DEFINE_bool("dry_run", False, "Print the commands, one per line, and run nothing.")
@@ -70,7 +72,7 @@ flags.DEFINE_string("extra_flags", "", "Training flags added to every run after 
                     "(shell syntax, e.g. '--num_train_steps=10 --eval_every_steps=10'); flags "
                     "after `--` on the command line are added too.")
 
-SWEEP_FLAGS = ("base_flagfile", "grid", "runs", "seeds", "out_dir", "parallel", "dry_run", "extra_flags")
+SWEEP_FLAGS = ("base_flagfile", "grid", "runs", "seeds", "seeds_for", "out_dir", "parallel", "dry_run", "extra_flags")
 
 
 def train_flag_checker():
@@ -149,7 +151,13 @@ def plan(check_value, passthrough):
       raise UsageError(f"--{flag} is set by the extra flags and varied by --grid/--runs; set it in one place")
   configurations = sweeps.expand(grids, named)
   seeds = sweeps.seed_values(base + extra, FLAGS.seeds)
-  runs = sweeps.plan_runs(configurations, seeds)
+  seed_counts = {}
+  for spec in FLAGS.seeds_for:
+    name, _, count = spec.partition(":")
+    if not count.isdigit() or int(count) < 1:
+      raise UsageError(f"bad --seeds_for={spec!r}: expected NAME:N with N a positive integer")
+    seed_counts[name] = int(count)
+  runs = sweeps.plan_runs(configurations, seeds, seed_counts)
   commands = {run.name: sweeps.train_command(sys.executable, FLAGS.base_flagfile, extra, run, FLAGS.out_dir)
               for run in runs}
   return runs, commands, {"base_flags": base, "extra_flags": extra}, [flag for flag, _ in grids]

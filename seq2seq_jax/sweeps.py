@@ -163,10 +163,18 @@ def run_name(configuration: Configuration, seed: int) -> str:
   return name
 
 
-def plan_runs(configurations: list, seeds: list) -> list:
-  """Every configuration at every seed, configuration-major.  Raises UsageError if two runs would
-  share a directory (values that differ only in characters replaced by '_')."""
-  runs = [Run(c, seed, run_name(c, seed)) for c in configurations for seed in seeds]
+def plan_runs(configurations: list, seeds: list, seed_counts: Optional[dict] = None) -> list:
+  """Every configuration at every seed, configuration-major; `seed_counts` {run name: N} gives a
+  named run its own number of seeds (the first N from seeds[0] on), e.g. 3 for the base row only.
+  Raises UsageError if two runs would share a directory (values that differ only in characters
+  replaced by '_')."""
+  seed_counts = seed_counts or {}
+  unknown = sorted(set(seed_counts) - {c.label for c in configurations})
+  if unknown:
+    raise UsageError(f"--seeds_for names {unknown[0]!r}, which is not a --runs name")
+  def seeds_of(c):
+    return list(range(seeds[0], seeds[0] + seed_counts[c.label])) if c.label in seed_counts else seeds
+  runs = [Run(c, seed, run_name(c, seed)) for c in configurations for seed in seeds_of(c)]
   seen = {}
   for run in runs:
     if run.name in seen:

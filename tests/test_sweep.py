@@ -302,3 +302,11 @@ def test_dry_run_commands_are_the_sweeps_and_reproduce_its_results(tiny_sweep):
     swept = json.load(f)
   assert by_hand["eval"] == pytest.approx(swept["eval"])
   assert by_hand["params"] == swept["params"] and by_hand["train_loss"] == pytest.approx(swept["train_loss"])
+
+
+def test_seed_counts_give_one_named_run_more_seeds():
+  named = [sweeps.parse_named_run("base:"), sweeps.parse_named_run("small:d_model=64")]
+  runs = sweeps.plan_runs(sweeps.expand([], named), [0], {"base": 3})
+  assert [(r.configuration.label, r.seed) for r in runs] == [("base", 0), ("base", 1), ("base", 2), ("small", 0)]
+  with pytest.raises(UsageError, match="not a --runs name"):
+    sweeps.plan_runs(sweeps.expand([], named), [0], {"nope": 2})
