@@ -41,6 +41,7 @@ flags.DEFINE_integer("warmup", 3, "train: untimed steps after compiling.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "train: activation/matmul dtype.")
 flags.DEFINE_integer("grad_accum_steps", 1, "train: microbatches per step.")
 flags.DEFINE_float("dropout", 0.1, "train: dropout rate (the peer's is 0.1).")
+flags.DEFINE_string("profile_dir", None, "train: write a jax.profiler trace of the pipelined steps here.")
 
 CONFIGS = {
     "small": dict(vocab=8000, d_model=256, num_heads=4, d_ff=1024, layers=3, batch=64, length=32, steps=20),
@@ -113,11 +114,15 @@ def bench_train():
     state, sums = jax.block_until_ready(compiled(state, b, dropout_key))
     times.append(time.perf_counter() - start)
   final = step_lib.summarize(jax.device_get(sums))
+  if FLAGS.profile_dir:
+    jax.profiler.start_trace(FLAGS.profile_dir)
   start = time.perf_counter()
   for b in batches[FLAGS.warmup + steps:FLAGS.warmup + 2 * steps]:
     state, sums = compiled(state, b, dropout_key)
   jax.block_until_ready((state, sums))
   pipelined_s = time.perf_counter() - start
+  if FLAGS.profile_dir:
+    jax.profiler.stop_trace()
 
   elapsed = sum(times)
   flops = peer_train_flops(params, vocab, c["d_model"], c["layers"], batch, length, length)

@@ -104,3 +104,18 @@ def test_label_smoothing_minimum_is_zero():
   soft = jax.nn.one_hot(targets, vocab) * (1 - eps - eps / (vocab - 1)) + eps / (vocab - 1)
   smoothed, _ = step_lib.token_losses(jnp.log(soft), targets, eps)
   np.testing.assert_allclose(smoothed, 0.0, atol=1e-5)
+
+
+def test_hash_dropout_bits_are_uniform_keyed_and_reproducible():
+  """Dropout masks from `HASH_PRNG`: the keep rate matches, a folded key gives independent masks
+  (agreement p^2 + (1-p)^2), the same key the same mask, and neighbouring words are uncorrelated."""
+  key = jax.random.key(3, impl=step_lib.HASH_PRNG)
+  keep = np.asarray(jax.random.bernoulli(key, 0.9, (200_000,)))
+  assert abs(keep.mean() - 0.9) < 0.003
+  np.testing.assert_array_equal(keep, jax.random.bernoulli(key, 0.9, (200_000,)))
+  other = np.asarray(jax.random.bernoulli(jax.random.fold_in(key, 1), 0.9, (200_000,)))
+  assert abs((keep == other).mean() - 0.82) < 0.005
+  u = np.asarray(jax.random.uniform(key, (400, 500)))
+  assert abs(u.mean() - 0.5) < 0.003 and abs(u.var() - 1 / 12) < 0.002
+  assert abs(np.corrcoef(u[:, :-1].ravel(), u[:, 1:].ravel())[0, 1]) < 0.01
+  assert abs(np.corrcoef(u[:-1].ravel(), u[1:].ravel())[0, 1]) < 0.01
