@@ -16,6 +16,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from seq2seq_jax.errors import UsageError
@@ -64,6 +65,12 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     return False
   jax.distributed.initialize()
   return True
+
+
+def sync_processes(name: str) -> None:
+  """Waits until every process reaches the barrier `name` (nothing to wait for with one process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:
