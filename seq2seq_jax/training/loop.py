@@ -19,14 +19,15 @@ from tqdm import tqdm
 
 from seq2seq_jax import evaluation, models
 from seq2seq_jax.data import datasets, pipeline
-from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID, Vocabulary
+from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID, vocabulary_from_json
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
 from seq2seq_jax.training.metrics_writer import MetricsWriter
 
 # Fields that define the model and its data: a workdir cannot be resumed with other values.
-IDENTITY_FIELDS = ("model", "dataset", "model_hparams", "max_length", "buckets")
+IDENTITY_FIELDS = ("model", "dataset", "dataset_options", "model_hparams", "max_source_length",
+                   "max_target_length", "buckets", "vocab_size", "shared_vocab")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +36,12 @@ class TrainConfig:
   model: str = "transformer"
   dataset: str = "cmudict_g2p"
   data_dir: str = "~/tensorflow_datasets"
+  dataset_options: dict = dataclasses.field(default_factory=dict)  # fields of datasets.DatasetOptions
+  vocab_size: int = 0              # SentencePiece pieces per vocabulary (0 = symbol vocabularies)
+  shared_vocab: bool = False       # one SentencePiece model for source and target
   model_hparams: dict = dataclasses.field(default_factory=dict)  # fields of the model's config
   batch_size: int = 256            # global batch, split over all devices
+  max_tokens: int = 0              # token budget per global batch instead of batch_size (0 = off)
   num_train_steps: int = 1500
   eval_every_steps: int = 500
   checkpoint_every_steps: int = 500
@@ -47,7 +52,10 @@ class TrainConfig:
   warmup_steps: int = 1000
   grad_clip_norm: float = 0.0
   label_smoothing: float = 0.1
-  max_length: int = 32             # longest source/target (tokens incl. EOS) used in training
+  grad_accum_steps: int = 1        # microbatches per device per optimizer step (same update as one batch)
+  dtype: str = "float32"           # activations/matmuls; bfloat16 keeps params, optimizer and loss float32
+  max_source_length: int = 32      # longest source (tokens) used in training and accepted at decoding
+  max_target_length: int = 32      # longest target (tokens incl. EOS) used in training
   buckets: tuple = pipeline.DEFAULT_BUCKETS
   eval_batch_size: int = 512
   max_eval_examples: int = 0       # validation examples for periodic WER (0 = all)
@@ -70,8 +78,23 @@ def validate(config: TrainConfig) -> None:
                      f"of devices ({jax.device_count()})")
   if not 0.0 <= config.label_smoothing < 1.0:
     raise UsageError(f"--label_smoothing must be in [0, 1), got {config.label_smoothing}")
-  if config.max_length > max(config.buckets):
-    raise UsageError(f"--max_length={config.max_length} exceeds the longest bucket {max(config.buckets)}")
+  if config.grad_accum_steps < 1:
+    raise UsageError(f"--grad_accum_steps must be a positive integer, got {config.grad_accum_steps}")
+  if not config.max_tokens and config.batch_size % (jax.device_count() * config.grad_accum_steps):
+    raise UsageError(f"--batch_size={config.batch_size} must be divisible by devices x --grad_accum_steps "
+                     f"({jax.device_count()} x {config.grad_accum_steps})")
+  model_fields = {f.name for f in dataclasses.fields(models.MODELS.get(config.model, (TrainConfig,))[0])}
+  if config.dtype not in ("float32", "bfloat16") or (config.dtype != "float32" and "dtype" not in model_fields):
+    raise UsageError(f"--dtype={config.dtype} is not available for --model={config.model} "
+                     "(float32 everywhere; bfloat16 for the transformer)")
+  for name in ("max_source_length", "max_target_length"):
+    if not 0 < getattr(config, name) <= max(config.buckets):
+      raise UsageError(f"--{name}={getattr(config, name)} must be in [1, {max(config.buckets)}] "
+                       "(the longest length bucket; see --length_buckets)")
+  if list(config.buckets) != sorted(set(config.buckets)) or min(config.buckets) <= 0:
+    raise UsageError(f"--length_buckets must be increasing positive lengths, got {config.buckets}")
+  if config.max_tokens < 0 or config.vocab_size < 0:
+    raise UsageError("--max_tokens and --vocab_size must be >= 0")
   if config.schedule not in state_lib.SCHEDULES:
     raise UsageError(f"unknown --schedule={config.schedule!r}; choose one of: {', '.join(state_lib.SCHEDULES)}")
 
@@ -81,27 +104,36 @@ def _identity(config: TrainConfig) -> dict:
   return json.loads(json.dumps({k: d[k] for k in IDENTITY_FIELDS}))
 
 
+def _saved_identity(saved: dict) -> dict:
+  """The identity fields of a saved config.json; workdirs from before a field existed get its
+  default (and the old single `max_length` stands for both length limits)."""
+  defaults = _identity(TrainConfig(workdir=""))
+  if "max_length" in saved:
+    defaults["max_source_length"] = defaults["max_target_length"] = saved["max_length"]
+  return {k: saved.get(k, defaults[k]) for k in IDENTITY_FIELDS}
+
+
 def _write_json_atomic(path: str, obj) -> None:
   with open(path + ".tmp", "w") as f:
     json.dump(obj, f, indent=1, sort_keys=True)
   os.replace(path + ".tmp", path)
 
 
-def prepare_workdir(config: TrainConfig, vocabs: tuple[Vocabulary, Vocabulary]) -> None:
+def prepare_workdir(config: TrainConfig, vocabs: tuple) -> None:
   """Records config and vocabularies; refuses (UsageError, nothing written) a workdir made with a
   different model, dataset or vocabulary."""
   path = os.path.join(config.workdir, "config.json")
   if os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
-    mine = _identity(config)
-    diff = [f"{k}: {saved.get(k)!r} != {mine[k]!r}" for k in IDENTITY_FIELDS if saved.get(k) != mine[k]]
+    mine, saved = _identity(config), _saved_identity(saved)
+    diff = [f"{k}: {saved[k]!r} != {mine[k]!r}" for k in IDENTITY_FIELDS if saved[k] != mine[k]]
     if diff:
       raise UsageError(f"workdir {config.workdir} holds a run with different settings ({'; '.join(diff)}); "
                        "use a new --workdir or the original flags")
     for side, vocab in zip(("source", "target"), vocabs):
       with open(os.path.join(config.workdir, f"vocab_{side}.json")) as f:
-        if Vocabulary.from_json(f.read()) != vocab:
+        if vocabulary_from_json(f.read()) != vocab:
           raise UsageError(f"workdir {config.workdir}: the {side} vocabulary differs from this data; "
                            "use a new --workdir")
     return
@@ -113,17 +145,19 @@ def prepare_workdir(config: TrainConfig, vocabs: tuple[Vocabulary, Vocabulary]) 
 
 
 def load_workdir(workdir: str):
-  """(config dict, source vocab, target vocab) recorded in a workdir."""
+  """(config dict, source vocab, target vocab) recorded in a workdir.  The config dict holds every
+  identity field (old workdirs get the defaults, see `_saved_identity`)."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise UsageError(f"{workdir} is not a training workdir (no config.json); train with "
                      f"`python -m experiments.train --workdir={workdir}` first")
   with open(path) as f:
     config = json.load(f)
+  config.update(_saved_identity(config))
   vocabs = []
   for side in ("source", "target"):
     with open(os.path.join(workdir, f"vocab_{side}.json")) as f:
-      vocabs.append(Vocabulary.from_json(f.read()))
+      vocabs.append(vocabulary_from_json(f.read()))
   return config, vocabs[0], vocabs[1]
 
 
@@ -133,7 +167,7 @@ def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
       options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 
 
-def decoding_task(model, model_config, params, target_vocab: Vocabulary, options: DecodingOptions) -> DecodingTask:
+def decoding_task(model, model_config, params, target_vocab, options: DecodingOptions) -> DecodingTask:
   return DecodingTask(model, params, options, bos_id=BOS_ID, eos_id=EOS_ID,
                       detokenize=target_vocab.decode, limit=model_config.max_len)
 
@@ -147,8 +181,10 @@ def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, b
   return results
 
 
-def evaluate(task: DecodingTask, eval_fn, examples, vocabs, config: TrainConfig, mesh) -> dict:
-  """Teacher-forced loss/accuracy over every reference, and WER/PER of the decoded outputs."""
+def evaluate(task: DecodingTask, eval_fn, examples, vocabs, config: TrainConfig, mesh, spec) -> dict:
+  """Teacher-forced loss/perplexity/accuracy over every reference that fits the longest bucket, and
+  the dataset's metrics (WER/PER or BLEU/chrF) of the decoded outputs.  Sources longer than
+  `max_source_length` are decoded from their first `max_source_length` tokens (and counted)."""
   source_vocab, target_vocab = vocabs
   pairs = pipeline.encode_pairs(examples, source_vocab, target_vocab, max(config.buckets))
   sums = None
@@ -157,28 +193,52 @@ def evaluate(task: DecodingTask, eval_fn, examples, vocabs, config: TrainConfig,
     sums = s if sums is None else jax.tree.map(lambda a, b: a + b, sums, s)
   metrics = step_lib.summarize(jax.device_get(sums))
   sources = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
+  metrics["truncated_sources"] = sum(len(s) > config.max_source_length for s in sources)
+  sources = [s[: config.max_source_length] for s in sources]
   hypotheses = [r.text for r in decode_all(task, sources, config.eval_batch_size, config.buckets)]
   references = [e.references for e in examples]
-  metrics.update(evaluation.error_rates(hypotheses, references, target_vocab.separator))
+  metrics.update(evaluation.sequence_metrics(spec.metrics, hypotheses, references,
+                                             [e.source for e in examples], target_vocab.separator))
   metrics["examples"] = len(examples)
+  metrics["samples"] = [{"source": e.source, "output": h, "references": list(e.references)}
+                        for e, h in list(zip(examples, hypotheses))[:3]]
   return metrics
+
+
+def describe(metrics: dict) -> str:
+  """One line of the headline metrics present in `metrics`."""
+  parts = [f"{k.upper()} {metrics[k]:.2%}" for k in ("wer", "per") if k in metrics]
+  parts += [f"{name} {metrics[k]:.2f}" for k, name in (("bleu", "BLEU"), ("chrf", "chrF")) if k in metrics]
+  parts += [f"loss {metrics['loss']:.3f}", f"ppl {metrics['perplexity']:.2f}", f"accuracy {metrics['accuracy']:.3f}"]
+  return "  ".join(parts)
+
+
+def _scalar(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def train_and_evaluate(config: TrainConfig) -> dict:
   """Trains (or resumes) in `config.workdir`, evaluates on the test split, writes results.json."""
   validate(config)
-  spec = datasets.spec(config.dataset)
-  splits = datasets.load(config.dataset, config.data_dir)
+  options = datasets.DatasetOptions(**config.dataset_options)
+  spec = datasets.spec(config.dataset, options)
+  splits = datasets.load(config.dataset, config.data_dir, options)
   examples = {name: pipeline.read_examples(source, spec) for name, source in splits.items()}
-  vocabs = pipeline.build_vocabularies(examples["train"], spec)
+  vocabs = pipeline.build_vocabularies(
+      examples["train"], spec, config.vocab_size, config.shared_vocab, cache_dir=config.data_dir,
+      cache_key={"dataset": config.dataset, "options": config.dataset_options})
   model_config, model = models.build_model(
       config.model, source_vocab_size=vocabs[0].size, target_vocab_size=vocabs[1].size,
-      **config.model_hparams)
-  prepare_workdir(config, vocabs)
+      **config.model_hparams, dtype=config.dtype)
   is_chief = jax.process_index() == 0
+  if is_chief:  # one writer for the shared workdir; the other processes wait for it
+    prepare_workdir(config, vocabs)
+  parallel.sync_processes("prepare_workdir")
 
-  train_pairs = pipeline.encode_pairs(examples["train"], *vocabs, config.max_length)
-  batches = pipeline.TrainBatches(train_pairs, config.batch_size, config.buckets, config.seed)
+  train_pairs = pipeline.encode_pairs(examples["train"], *vocabs, config.max_source_length,
+                                      config.max_target_length)
+  batches = pipeline.TrainBatches(train_pairs, config.batch_size, config.buckets, config.seed,
+                                  config.max_tokens, multiple_of=jax.device_count() * config.grad_accum_steps)
   validation = examples["validation"]
   if config.max_eval_examples:
     validation = validation[: config.max_eval_examples]
@@ -206,7 +266,8 @@ def train_and_evaluate(config: TrainConfig) -> dict:
   dropout_base = parallel.replicate(dropout_base, mesh)
 
   train_fn = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), donate_argnums=(0,),
-                                    label_smoothing=config.label_smoothing)
+                                    label_smoothing=config.label_smoothing,
+                                    grad_accum_steps=config.grad_accum_steps)
   eval_fn = parallel.data_parallel(step_lib.eval_step, mesh, batch_argnums=(1,), apply_fn=model.apply,
                                    label_smoothing=config.label_smoothing)
 
@@ -221,7 +282,8 @@ def train_and_evaluate(config: TrainConfig) -> dict:
   wall_s = lambda: meta["wall_s"] + time.time() - session_start
   if is_chief:
     print(f"{config.model}: {n_params:,} parameters; {config.dataset}: {len(train_pairs.sources):,} "
-          f"training pairs ({train_pairs.dropped} longer than {config.max_length} dropped), "
+          f"training pairs ({train_pairs.dropped} longer than {config.max_source_length}/"
+          f"{config.max_target_length} source/target tokens dropped), "
           f"{batches.steps_per_epoch} steps/epoch; devices: {jax.device_count()}; "
           f"{'resuming at step ' + str(start_step) if start_step else 'starting'}", flush=True)
 
@@ -246,10 +308,10 @@ def train_and_evaluate(config: TrainConfig) -> dict:
       sums, tick, tick_step = None, time.time(), done
     if done % config.eval_every_steps == 0 and done != config.num_train_steps:
       task = decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
-      valid = evaluate(task, eval_fn, validation, vocabs, config, mesh)
-      writer.write(done, {f"validation/{k}": v for k, v in valid.items()})
-      progress.write(f"step {done}: validation loss {valid['loss']:.3f} accuracy {valid['accuracy']:.3f} "
-                     f"WER {valid['wer']:.2%} PER {valid['per']:.2%}")
+      valid = evaluate(task, eval_fn, validation, vocabs, config, mesh, spec)
+      writer.write(done, {f"validation/{k}": v for k, v in valid.items() if _scalar(v)})
+      if is_chief:
+        progress.write(f"step {done}: validation {describe(valid)}")
       tick = time.time()  # evaluation time is not training throughput
     if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps:
       save(done)
@@ -263,12 +325,12 @@ def train_and_evaluate(config: TrainConfig) -> dict:
     train_loss = logged[-1]["train/loss"] if logged else None
   test_examples = examples["test"][: config.max_test_examples or None]
   task = decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
-  test = evaluate(task, eval_fn, test_examples, vocabs, config, mesh)
+  test = evaluate(task, eval_fn, test_examples, vocabs, config, mesh, spec)
   results = {"step": config.num_train_steps, "train_loss": train_loss, "wall_s": round(wall_s(), 1),
              "params": n_params, "model": config.model, "dataset": config.dataset, "split": "test",
              "decoding": json.loads(json.dumps(dataclasses.asdict(config.decoding))), "devices": jax.device_count(), "eval": test}
   if is_chief:
-    writer.write(config.num_train_steps, {f"test/{k}": v for k, v in test.items()})
+    writer.write(config.num_train_steps, {f"test/{k}": v for k, v in test.items() if _scalar(v)})
     _write_json_atomic(os.path.join(config.workdir, "results.json"), results)
   writer.close()
   return results
