@@ -155,6 +155,7 @@ def workdirs(tmp_path_factory, data_dir):
   return paths
 
 
+@pytest.mark.slow  # trains two tiny workdirs and runs experiments.decode
 @pytest.mark.parametrize("name, per_head", [("transformer", True), ("rnn_attention", False)])
 def test_decode_saves_one_heatmap_per_input(tmp_path, workdirs, name, per_head):
   outdir = tmp_path / "plots"
@@ -166,6 +167,7 @@ def test_decode_saves_one_heatmap_per_input(tmp_path, workdirs, name, per_head):
   assert all(p.read_bytes()[:4] == b"\x89PNG" for p in outdir.iterdir())
 
 
+@pytest.mark.slow
 def test_decode_refuses_plots_with_score_file(tmp_path, workdirs):
   pairs = tmp_path / "pairs.tsv"
   pairs.write_text("knight\tN AY T\n")

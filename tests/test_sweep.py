@@ -256,6 +256,7 @@ def tiny_sweep(tmp_path_factory, data_dir):
   return {"args": args, "out": out, "root": root, "first": proc}
 
 
+@pytest.mark.slow  # five experiments.train processes: about 2 minutes
 def test_sweep_writes_a_row_per_run_and_the_failure_with_its_error(tiny_sweep):
   out = tiny_sweep["out"]
   rows = {row["run"]: row for row in read_csv(out / "results.csv")}
@@ -270,6 +271,7 @@ def test_sweep_writes_a_row_per_run_and_the_failure_with_its_error(tiny_sweep):
   assert (out / "h1,num_heads=1,seed=0" / "log.txt").read_text().count("\n") > 2
 
 
+@pytest.mark.slow  # five experiments.train processes: about 2 minutes
 def test_sweep_again_skips_finished_runs_and_retries_failed_ones(tiny_sweep):
   out = tiny_sweep["out"]
   finished = [out / "h1,num_heads=1,seed=0", out / "h2,num_heads=2,seed=0"]
@@ -283,6 +285,7 @@ def test_sweep_again_skips_finished_runs_and_retries_failed_ones(tiny_sweep):
   assert (out / "bad,num_train_steps=-1,seed=0" / "log.txt").read_text().count("=== ") == 2
 
 
+@pytest.mark.slow  # five experiments.train processes: about 2 minutes
 def test_dry_run_commands_are_the_sweeps_and_reproduce_its_results(tiny_sweep):
   out = tiny_sweep["out"]
   printed = sweep(*tiny_sweep["args"], f"--out_dir={out}", "--dry_run", check_rc=0).stdout.splitlines()
