@@ -18,6 +18,17 @@ PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIALS = ("<pad>", "<s>", "</s>")
 
 
+def content_ids(ids) -> list[int]:
+  """The ids before the first EOS, without PAD/BOS."""
+  out = []
+  for i in map(int, ids):
+    if i == EOS_ID:
+      break
+    if i >= len(SPECIALS):
+      out.append(i)
+  return out
+
+
 class OutOfVocabularyError(UsageError):
   """A text holds a symbol the vocabulary does not know."""
 
@@ -61,13 +72,7 @@ class Vocabulary:
 
   def decode(self, ids) -> str:
     """ids -> text, stopping at the first EOS and skipping PAD/BOS."""
-    out = []
-    for i in ids:
-      i = int(i)
-      if i == EOS_ID:
-        break
-      if i >= len(SPECIALS):
-        out.append(self.symbols[i - len(SPECIALS)])
+    out = [self.symbols[i - len(SPECIALS)] for i in content_ids(ids)]
     return self.separator.join(out)
 
   def to_json(self) -> str:
@@ -105,14 +110,7 @@ class SentencePieceVocabulary:
 
   def decode(self, ids) -> str:
     """ids -> detokenised text, stopping at the first EOS and skipping PAD/BOS."""
-    out = []
-    for i in ids:
-      i = int(i)
-      if i == EOS_ID:
-        break
-      if i >= len(SPECIALS):
-        out.append(i)
-    return self._processor.decode(out)
+    return self._processor.decode(content_ids(ids))
 
   def pieces(self, ids) -> list[str]:
     """Subword strings of `ids` (for attention plots and debugging)."""
