@@ -32,7 +32,7 @@ class BahdanauDecoderStep(nn.Module):
   def __call__(self, state, embedded, encoded):
     c = self.config
     context, _ = AdditiveAttention(c.hidden_size, name="attention")(
-        top_hidden(state[-1]), encoded["states"], encoded["mask"])
+        top_hidden(state[-1]), encoded["states"], encoded["mask"], encoded["projected_keys"])
     state, h = StackedCells(c, self.train, name="cells")(state, jnp.concatenate([embedded, context], -1))
     features = jnp.tanh(nn.Dense(c.hidden_size, name="deep_output")(jnp.concatenate([h, context, embedded], -1)))
     return state, nn.Dropout(c.dropout)(features, deterministic=not self.train)
@@ -67,6 +67,19 @@ class LuongDecoderStep(nn.Module):
 
 class RNNAttention(RNNSeq2Seq):
   """`--model=rnn_attention`: the RNN encoder-decoder with `--attention=bahdanau|luong_*`."""
+
+  def setup(self):
+    super().setup()
+    if self.config.attention == "bahdanau":
+      self.attention_keys = nn.Dense(self.config.hidden_size, use_bias=False)  # U of eq. (6)
+
+  def encode(self, inputs, train: bool = False):
+    """As RNNSeq2Seq.encode; Bahdanau attention adds "projected_keys" [B, S, H] = U h_j, which
+    every decoder step reuses instead of recomputing (Bahdanau et al. App. A.1.2)."""
+    encoded = super().encode(inputs, train)
+    if self.config.attention == "bahdanau":
+      encoded = {**encoded, "projected_keys": self.attention_keys(encoded["states"])}
+    return encoded
 
   def step_class(self) -> type:
     c = self.config
