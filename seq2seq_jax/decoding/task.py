@@ -154,14 +154,6 @@ def initial_cache(model, params, encoded, inputs, max_decode_len: int):
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-def source_only_leaves(cache):
-  """A pytree of bools shaped like `cache`: True for the variables named `static_*`, which by the
-  models' cache contract depend only on the source (encoder-decoder keys and values), so all the
-  beams of an input hold the same values and beam search need not reorder them."""
-  return jax.tree_util.tree_map_with_path(
-      lambda path, _: str(getattr(path[-1], "key", "")).startswith("static_"), cache)
-
-
 def _prime(tokens_to_logits, cache, bos_id: int, prompt: tuple[int, ...], rows: int):
   """Feeds BOS and all but the last prompt token; returns (cache, first token [rows])."""
   fed = (bos_id,) + tuple(prompt)
@@ -213,8 +205,7 @@ def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOption
   if options.beam_size:
     tokens, scores, logprobs, lengths = search.beam_search(
         step_fn, cache, first, row_max, max_len, eos_id, beam_size=options.beam_size,
-        length_penalty=options.length_penalty, patience=options.patience, logit_filter=filt,
-        beam_invariant=source_only_leaves(cache))
+        length_penalty=options.length_penalty, patience=options.patience, logit_filter=filt)
     n = options.nbest
     return tokens[:, :n], scores[:, :n], logprobs[:, :n], lengths[:, :n]
 

@@ -41,20 +41,16 @@ class MultiHeadAttention(nn.Module):
 
   queries [B, Tq, D], keys_values [B, Tk, D] -> [B, Tq, D].
 
-  With `decode=True` the `cache` collection keeps what earlier steps computed:
-  - self-attention: the projected keys and values of each new position are written into
-    `cached_key`/`cached_value` [B, L_max, H, Dh] at `cache_index`, so one step costs O(1) new
-    projections; queries attend to positions <= index.  The cache is sized by the length of the
-    call that creates it (see `seq2seq_jax.decoding.task.initial_cache`).
-  - `static_keys_values=True` (encoder-decoder attention): keys_values are the same at every step,
-    so they are projected on the first step only and kept in `static_key`/`static_value`
-    [B, Tk, H, Dh] (`static_filled` says whether they are); later steps project only the query.
+  With `decode=True` (self-attention only) the projected keys and values of each new position
+  are written into the `cache` collection (`cached_key`/`cached_value` [B, L_max, H, Dh],
+  `cache_index`), so one step costs O(1) new projections; queries attend to positions <= index.
+  The cache is created on the first call, sized by that call's length (see
+  `seq2seq_jax.decoding.task.initial_cache`).
   """
   num_heads: int
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
   head_dim: int | None = None  # d_k = d_v; None = features / num_heads (the paper's choice)
-  static_keys_values: bool = False  # keys_values do not change between decoding steps
 
   @nn.compact
   def __call__(self, queries, keys_values, mask=None, train: bool = False, decode: bool = False):
@@ -67,13 +63,10 @@ class MultiHeadAttention(nn.Module):
     project = lambda name: nn.DenseGeneral((self.num_heads, head_dim), use_bias=False,
                                            dtype=self.dtype, name=name)
     query = project("query")(queries)
-    if decode and self.static_keys_values:
-      key, value = self._static_keys_values(project, keys_values, head_dim)
-    else:
-      key = project("key")(keys_values)
-      value = project("value")(keys_values)
+    key = project("key")(keys_values)
+    value = project("value")(keys_values)
 
-    if decode and not self.static_keys_values:
+    if decode:
       is_initialized = self.has_variable("cache", "cached_key")
       cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
       cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
@@ -92,19 +85,6 @@ class MultiHeadAttention(nn.Module):
     weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
     return nn.DenseGeneral(features, axis=(-2, -1), dtype=self.dtype, name="out")(out)
-
-  def _static_keys_values(self, project, keys_values, head_dim):
-    """K = keys_values W^K, V = keys_values W^V, computed on the first decoding step and read
-    from the cache afterwards (`nn.cond`, so later steps skip the projections)."""
-    shape = keys_values.shape[:2] + (self.num_heads, head_dim)
-    cached_key = self.variable("cache", "static_key", jnp.zeros, shape, self.dtype)
-    cached_value = self.variable("cache", "static_value", jnp.zeros, shape, self.dtype)
-    filled = self.variable("cache", "static_filled", lambda: jnp.array(False))
-    cached = lambda module, kv: (cached_key.value, cached_value.value)
-    compute = lambda module, kv: (project("key")(kv), project("value")(kv))
-    key, value = nn.cond(filled.value, cached, compute, self, keys_values)
-    cached_key.value, cached_value.value, filled.value = key, value, jnp.array(True)
-    return key, value
 
 
 def _masked_softmax(scores, mask):
