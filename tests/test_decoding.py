@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from seq2seq_jax.decoding import logit_filters, search
-from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask, score_sequences
+from seq2seq_jax.decoding.task import (DecodingOptions, DecodingTask, score_sequences, source_only_leaves,
+                                      step_function)
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models import build_model
 
@@ -137,6 +138,19 @@ def test_beam_scores_equal_teacher_forced_scores(transformer):
                                          options=task.options, bos_id=BOS, eos_id=EOS)
       np.testing.assert_allclose(scores, [r.nbest[n].score for r in results], atol=1e-4)
       np.testing.assert_allclose(logprobs, [r.nbest[n].sum_logprob for r in results], atol=1e-4)
+
+
+def test_beam_search_leaves_only_the_encoder_decoder_keys_values_in_place(transformer):
+  """The leaves beam search does not reorder are exactly each decoder layer's cross-attention
+  K and V (the same for every beam of an input); the self-attention cache is reordered."""
+  model, _, params = transformer
+  _, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_len=5, repeat=3)
+  marks = jax.tree_util.tree_leaves_with_path(source_only_leaves(cache))
+  leaves = dict(jax.tree_util.tree_leaves_with_path(cache))
+  kept = [jax.tree_util.keystr(p) for p, m in marks if m and leaves[p].ndim > 0]
+  self_keys = [p for p, m in marks if "cached_key" in jax.tree_util.keystr(p)]
+  assert len(kept) == 2 * len(self_keys) > 0
+  assert all("cross_attention" in k and ("static_key" in k or "static_value" in k) for k in kept)
 
 
 def test_no_repeat_ngram(transformer):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask, step_function
+from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask, initial_cache, step_function
 from seq2seq_jax.models import build_model
 from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
 
@@ -93,6 +93,25 @@ def test_cached_decoding_equals_full_recomputation(kw):
     logits, cache = tokens_to_logits(previous, cache)
     np.testing.assert_allclose(logits, full[:, t], atol=1e-5, rtol=1e-5)
     previous = targets[:, t:t + 1]
+
+
+def test_cross_attention_keys_values_are_projected_once_when_the_cache_is_created():
+  """Encoder-decoder attention keeps K = E W^K and V = E W^V [B, H, S, Dh] in the cache, filled by
+  `initial_cache`: decoding steps read them from there, so an encoding passed later changes nothing."""
+  model = tiny()
+  inputs, targets = random_batch(4)
+  params = init(model, inputs, targets)
+  encoded = model.apply({"params": params}, inputs, method=model.encode)
+  cache = initial_cache(model, params, encoded, inputs, max_decode_len=5)
+  cross = cache["decoder_0"]["cross_attention"]
+  kernel = params["decoder_0"]["cross_attention"]["key"]["kernel"]  # [D, H, Dh]
+  np.testing.assert_allclose(cross["static_key"], jnp.einsum("bsd,dhk->bhsk", encoded, kernel), atol=1e-5)
+  assert not np.any(np.asarray(cache["decoder_0"]["self_attention"]["cached_key"]))
+  step = jax.jit(lambda enc, tokens, cache: model.apply(
+      {"params": params, "cache": cache}, enc, inputs, tokens, decode=True, method=model.decode,
+      mutable=["cache"])[0])
+  bos = jnp.ones((3, 1), jnp.int32)
+  np.testing.assert_array_equal(step(encoded, bos, cache), step(encoded * 0.0 + 5.0, bos, cache))
 
 
 def test_overfits_a_tiny_batch_and_greedy_reproduces_it():

@@ -106,21 +106,25 @@ def greedy_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int,
                        logit_filter=logit_filter, pad_id=pad_id)
 
 
-def gather_beams(tree, origins, batch: int, beam: int):
-  """Reorders every cache leaf with a leading [batch * beam] axis by `origins` [batch, beam]
-  (scalars such as a cache index are shared by all beams and left as they are)."""
-  def gather(x):
-    if x.ndim == 0:
+def gather_beams(tree, origins, batch: int, beam: int, beam_invariant=None):
+  """Reorders every cache leaf with a leading [batch * beam] axis by `origins` [batch, beam].
+  Scalars such as a cache index, and the leaves marked True in `beam_invariant` (a pytree of
+  bools shaped like `tree`: values every beam of an input shares, e.g. encoder-decoder keys and
+  values), are left as they are: reordering them would copy them for nothing."""
+  def gather(x, invariant=False):
+    if invariant or x.ndim == 0:
       return x
     x = x.reshape((batch, beam) + x.shape[1:])
     x = jnp.take_along_axis(x, origins.reshape(origins.shape + (1,) * (x.ndim - 2)), axis=1)
     return x.reshape((batch * beam,) + x.shape[2:])
-  return jax.tree.map(gather, tree)
+  if beam_invariant is None:
+    return jax.tree.map(gather, tree)
+  return jax.tree.map(gather, tree, beam_invariant)
 
 
 def beam_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, eos_id: int, *,
                 beam_size: int, length_penalty: float | None = None, patience: float | None = None,
-                logit_filter: LogitFilter = no_filter, pad_id: int = 0):
+                logit_filter: LogitFilter = no_filter, pad_id: int = 0, beam_invariant=None):
   """Beam search with a pool of finished hypotheses (Whisper's BeamSearchDecoder, in one loop).
 
   The cache and `first_tokens`/`max_lens` come per *row*, already repeated `beam_size` times
@@ -129,6 +133,8 @@ def beam_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, e
   `round(beam_size * patience)` hypotheses, ranked by logprob / penalty(length).  An input stops
   when its pool is full and no alive beam can still beat the pool's worst: alive scores are
   bounded by logprob / penalty(max_len) because log-probs only fall and penalties only grow.
+
+  `beam_invariant`: see `gather_beams` (None = reorder every cache leaf).
 
   Returns finished tokens [B, F, max_len], scores [B, F] (length-penalised), sum_logprobs [B, F],
   lengths [B, F], sorted best first.  A slot that never filled has score -inf.
@@ -185,7 +191,7 @@ def beam_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, e
     return {
         "step": step + 1,
         "last": new_alive_tokens[:, :, step].reshape(rows),
-        "cache": gather_beams(cache, new_origin, batch, beam),
+        "cache": gather_beams(cache, new_origin, batch, beam, beam_invariant),
         "alive_tokens": new_alive_tokens,
         "alive_logprobs": alive_scores,
         "fin_tokens": pick(all_tokens), "fin_scores": fin_scores,

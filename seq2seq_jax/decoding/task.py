@@ -142,16 +142,30 @@ def step_function(model, params, inputs, max_decode_len: int, repeat: int = 1):
 
 
 def initial_cache(model, params, encoded, inputs, max_decode_len: int):
-  """The model's incremental-decoding state for `max_decode_len` steps, all zeros.
+  """The model's incremental-decoding state before the first of `max_decode_len` steps.
 
   The cache is created by the model itself: a `decode=True` call on a [B, max_decode_len] token
-  array declares every cache variable with its full size; `eval_shape` makes that call free.
+  array declares every cache variable with its full size (`eval_shape` makes that call free), and
+  the step state starts at zeros.  Variables named `static_*` depend only on the source (the
+  encoder-decoder keys and values): they are taken from a real creating call on one token, of
+  which XLA keeps only their projections.
   """
-  tokens = jnp.zeros((inputs.shape[0], max_decode_len), jnp.int32)
-  shapes = jax.eval_shape(
-      lambda: model.apply({"params": params}, encoded, inputs, tokens, decode=True,
-                          method=model.decode, mutable=["cache"])[1]["cache"])
-  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  create = lambda tokens: model.apply({"params": params}, encoded, inputs, tokens, decode=True,
+                                      method=model.decode, mutable=["cache"])[1]["cache"]
+  rows = inputs.shape[0]
+  shapes = jax.eval_shape(lambda: create(jnp.zeros((rows, max_decode_len), jnp.int32)))
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  real = create(jnp.zeros((rows, 1), jnp.int32))
+  return jax.tree.map(lambda static, zero, value: value if static else zero,
+                      source_only_leaves(zeros), zeros, real)
+
+
+def source_only_leaves(cache):
+  """A pytree of bools shaped like `cache`: True for the variables named `static_*`, which by the
+  models' cache contract depend only on the source (encoder-decoder keys and values), so all the
+  beams of an input hold the same values and beam search need not reorder them."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: str(getattr(path[-1], "key", "")).startswith("static_"), cache)
 
 
 def _prime(tokens_to_logits, cache, bos_id: int, prompt: tuple[int, ...], rows: int):
@@ -205,7 +219,8 @@ def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOption
   if options.beam_size:
     tokens, scores, logprobs, lengths = search.beam_search(
         step_fn, cache, first, row_max, max_len, eos_id, beam_size=options.beam_size,
-        length_penalty=options.length_penalty, patience=options.patience, logit_filter=filt)
+        length_penalty=options.length_penalty, patience=options.patience, logit_filter=filt,
+        beam_invariant=source_only_leaves(cache))
     n = options.nbest
     return tokens[:, :n], scores[:, :n], logprobs[:, :n], lengths[:, :n]
 

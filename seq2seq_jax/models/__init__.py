@@ -3,7 +3,9 @@
 Every model is a linen module with the contract
   __call__(inputs [B, S], targets [B, T], train) -> logits [B, T, V]      (teacher forcing)
   encode(inputs, train) -> encoded;   decode(encoded, inputs, tokens, train, decode) -> logits
-with incremental state kept in the `cache` collection when `decode=True`.
+with incremental state kept in the `cache` collection when `decode=True`.  Cache variables named
+`static_*` depend only on the source (e.g. encoder-decoder keys and values): beam search leaves
+them in place instead of reordering them with the beams.
 """
 
 import dataclasses

@@ -25,9 +25,9 @@ def causal_mask(tokens):
 
 
 def dot_product_weights(query, key, mask):
-  """softmax(Q K^T / sqrt(d_k)) with masking.  query [B, Tq, H, Dh], key [B, Tk, H, Dh],
+  """softmax(Q K^T / sqrt(d_k)) with masking.  query [B, H, Tq, Dh], key [B, H, Tk, Dh],
   mask [B, 1|H, Tq, Tk] (True = attend) -> weights [B, H, Tq, Tk]; masked weights are exactly 0."""
-  logits = jnp.einsum("bqhd,bkhd->bhqk", query, key) / jnp.sqrt(query.shape[-1]).astype(query.dtype)
+  logits = jnp.einsum("bhqd,bhkd->bhqk", query, key) / jnp.sqrt(query.shape[-1]).astype(query.dtype)
   if mask is not None:
     logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
   weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
@@ -41,16 +41,24 @@ class MultiHeadAttention(nn.Module):
 
   queries [B, Tq, D], keys_values [B, Tk, D] -> [B, Tq, D].
 
-  With `decode=True` (self-attention only) the projected keys and values of each new position
-  are written into the `cache` collection (`cached_key`/`cached_value` [B, L_max, H, Dh],
-  `cache_index`), so one step costs O(1) new projections; queries attend to positions <= index.
-  The cache is created on the first call, sized by that call's length (see
-  `seq2seq_jax.decoding.task.initial_cache`).
+  With `decode=True` the `cache` collection keeps what earlier steps computed:
+  - self-attention: the projected keys and values of each new position are written into
+    `cached_key`/`cached_value` [B, H, L_max, Dh] at `cache_index`, so one step costs O(1) new
+    projections; queries attend to positions <= index.  The cache is sized by the length of the
+    call that creates it (see `seq2seq_jax.decoding.task.initial_cache`).
+  - `static_keys_values=True` (encoder-decoder attention): keys_values are the same at every step,
+    so they are projected once, by the call that creates the cache, and kept in
+    `static_key`/`static_value` [B, H, Tk, Dh]; decoding steps project only the query.
+
+  Heads are split head-major, [B, H, T, Dh], so that the batched products over (B, H) read keys,
+  values and caches in place; with [B, T, H, Dh], every decoding step copied a transposed cache
+  per layer.
   """
   num_heads: int
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
   head_dim: int | None = None  # d_k = d_v; None = features / num_heads (the paper's choice)
+  static_keys_values: bool = False  # keys_values do not change between decoding steps
 
   @nn.compact
   def __call__(self, queries, keys_values, mask=None, train: bool = False, decode: bool = False):
@@ -60,31 +68,41 @@ class MultiHeadAttention(nn.Module):
     head_dim = self.head_dim or features // self.num_heads
     # W^Q, W^K, W^V are plain matrices (§3.2.2): a key bias would shift every logit of a query
     # equally and so has exactly zero gradient.
-    project = lambda name: nn.DenseGeneral((self.num_heads, head_dim), use_bias=False,
-                                           dtype=self.dtype, name=name)
-    query = project("query")(queries)
-    key = project("key")(keys_values)
-    value = project("value")(keys_values)
+    project = lambda name, x: jnp.swapaxes(   # x W^Q etc., [B, T, D] -> [B, H, T, Dh]
+        nn.DenseGeneral((self.num_heads, head_dim), use_bias=False, dtype=self.dtype, name=name)(x), 1, 2)
+    query = project("query", queries)
+    if decode and self.static_keys_values:
+      key, value = self._static_keys_values(project, keys_values)
+    else:
+      key = project("key", keys_values)
+      value = project("value", keys_values)
 
-    if decode:
+    if decode and not self.static_keys_values:
       is_initialized = self.has_variable("cache", "cached_key")
       cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
       cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
       cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
       if is_initialized:  # one new position: write it, attend to everything written so far
         index = cache_index.value
-        key = lax.dynamic_update_slice(cached_key.value, key, (0, index, 0, 0))
-        value = lax.dynamic_update_slice(cached_value.value, value, (0, index, 0, 0))
+        key = lax.dynamic_update_slice(cached_key.value, key, (0, 0, index, 0))
+        value = lax.dynamic_update_slice(cached_value.value, value, (0, 0, index, 0))
         cached_key.value, cached_value.value = key, value
         cache_index.value = index + queries.shape[1]
-        max_len = key.shape[1]
+        max_len = key.shape[2]
         mask = (jnp.arange(max_len) <= index)[None, None, None, :]
 
     weights = dot_product_weights(query, key, mask)
     self.sow("intermediates", "attention_weights", weights)
     weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    out = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", weights, value), 1, 2)  # [B, Tq, H, Dh]
     return nn.DenseGeneral(features, axis=(-2, -1), dtype=self.dtype, name="out")(out)
+
+  def _static_keys_values(self, project, keys_values):
+    """K = keys_values W^K and V = keys_values W^V [B, H, Tk, Dh]: projected by the call that
+    creates the cache (see `seq2seq_jax.decoding.task.initial_cache`), read from it afterwards."""
+    cached_key = self.variable("cache", "static_key", lambda: project("key", keys_values))
+    cached_value = self.variable("cache", "static_value", lambda: project("value", keys_values))
+    return cached_key.value, cached_value.value
 
 
 def _masked_softmax(scores, mask):

@@ -101,12 +101,13 @@ class DecoderLayer(nn.Module):
     """y [B, T, D], encoded [B, S, D], self_mask [B, 1, T, T], cross_mask [B, 1, T, S] -> [B, T, D]."""
     c = self.config
     self_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
-    cross_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None, name="cross_attention")
+    cross_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None,
+                                    static_keys_values=True, name="cross_attention")
     ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
     y = Sublayer(c.pre_ln, c.dropout, c.dtype, name="self_attention_block")(
         y, lambda h: self_attn(h, h, self_mask, train, decode), train)
     y = Sublayer(c.pre_ln, c.dropout, c.dtype, name="cross_attention_block")(
-        y, lambda h: cross_attn(h, encoded, cross_mask, train), train)
+        y, lambda h: cross_attn(h, encoded, cross_mask, train, decode), train)
     return Sublayer(c.pre_ln, c.dropout, c.dtype, name="feed_forward_block")(y, lambda h: ffn(h, train), train)
 
 
