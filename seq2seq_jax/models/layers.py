@@ -6,6 +6,7 @@ Shapes: B batch, L length, D d_model, V vocabulary size.
 import math
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -52,7 +53,34 @@ class TokenEmbedding(nn.Module):
     return x * math.sqrt(self.features) if self.scale else x
 
   def attend(self, x):
-    return self.table.attend(x)
+    return tied_logits(x, self.table.embedding.astype(self.dtype))
+
+
+@jax.custom_vjp
+def tied_logits(x, table):
+  """The pre-softmax projection tied to an embedding (Vaswani et al. §3.4): logits = x E^T.
+
+  x [..., D], table E [V, D] -> [..., V].  Plain autodiff computes dE = g^T x from the [N, V]
+  cotangent g, which XLA's CPU backend feeds to the matrix product as a transposed copy of g (the
+  largest array of the step); `_tied_logits_bwd` computes the same dE as (x^T g)^T, which reads g
+  in place and transposes only the small [D, V] result.
+  """
+  return jnp.einsum("...d,vd->...v", x, table)
+
+
+def _tied_logits_fwd(x, table):
+  return tied_logits(x, table), (x, table)
+
+
+def _tied_logits_bwd(residuals, g):
+  x, table = residuals
+  flat_x, flat_g = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+  dx = jnp.dot(flat_g, table).reshape(x.shape)
+  dtable = jnp.dot(flat_x.T, flat_g).T
+  return dx.astype(x.dtype), dtable.astype(table.dtype)
+
+
+tied_logits.defvjp(_tied_logits_fwd, _tied_logits_bwd)
 
 
 def sinusoidal_table(max_len: int, features: int) -> np.ndarray:
