@@ -41,7 +41,7 @@ flags.DEFINE_integer("warmup", 3, "train: untimed steps after compiling.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "train: activation/matmul dtype.")
 flags.DEFINE_integer("grad_accum_steps", 1, "train: microbatches per step.")
 flags.DEFINE_float("dropout", 0.1, "train: dropout rate (the peer's is 0.1).")
-flags.DEFINE_string("profile_dir", None, "train: write a jax.profiler trace of the pipelined steps here.")
+flags.DEFINE_string("profile_dir", None, "Write a jax.profiler trace here (train: the pipelined steps; decode: the timed calls).")
 
 CONFIGS = {
     "small": dict(vocab=8000, d_model=256, num_heads=4, d_ff=1024, layers=3, batch=64, length=32, steps=20),
@@ -169,10 +169,14 @@ def bench_decode():
   tokens, _, _, lengths = call()
   first = time.perf_counter() - start
   times = []
+  if FLAGS.profile_dir:
+    jax.profiler.start_trace(FLAGS.profile_dir)
   for _ in range(FLAGS.repeats):
     start = time.perf_counter()
     call()
     times.append(time.perf_counter() - start)
+  if FLAGS.profile_dir:
+    jax.profiler.stop_trace()
   median = statistics.median(times)
   generated = int(np.asarray(lengths)[:, 0].min()) - 1  # tokens before the final EOS
   return {

@@ -111,12 +111,14 @@ def gather_beams(tree, origins, batch: int, beam: int, beam_invariant=None):
   Scalars such as a cache index, and the leaves marked True in `beam_invariant` (a pytree of
   bools shaped like `tree`: values every beam of an input shares, e.g. encoder-decoder keys and
   values), are left as they are: reordering them would copy them for nothing."""
+  # Row b*K + k takes row b*K + origins[b, k]: whole contiguous rows, always in bounds (a
+  # bounds-checked take_along_axis made XLA select element by element over every cache).
+  rows = (jnp.arange(batch)[:, None] * beam + origins).reshape(batch * beam)
+
   def gather(x, invariant=False):
     if invariant or x.ndim == 0:
       return x
-    x = x.reshape((batch, beam) + x.shape[1:])
-    x = jnp.take_along_axis(x, origins.reshape(origins.shape + (1,) * (x.ndim - 2)), axis=1)
-    return x.reshape((batch * beam,) + x.shape[2:])
+    return x.at[rows].get(mode="promise_in_bounds")
   if beam_invariant is None:
     return jax.tree.map(gather, tree)
   return jax.tree.map(gather, tree, beam_invariant)
