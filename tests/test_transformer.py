@@ -148,3 +148,21 @@ def test_key_size_sets_the_per_head_projection_width():
   assert params["decoder_0"]["cross_attention"]["query"]["kernel"].shape == (32, 8, 16)
   assert params["decoder_0"]["cross_attention"]["out"]["kernel"].shape == (8, 16, 32)
   assert model.apply({"params": params}, x, x).shape == (2, 5, 20)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_tied_logits_gradients_equal_plain_autodiff(dtype):
+  """The custom VJP of the tied output projection (dE = (x^T g)^T) gives autodiff's gradients."""
+  from seq2seq_jax.models.layers import tied_logits
+  kx, kt, kw = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, (2, 3, 8)).astype(dtype)
+  table = jax.random.normal(kt, (5, 8))
+  weights = jax.random.normal(kw, (2, 3, 5))
+  loss = lambda f: lambda x, t: jnp.sum(f(x, t.astype(dtype)).astype(jnp.float32) * weights)
+  plain = lambda x, t: jnp.einsum("...d,vd->...v", x, t)
+  got = jax.grad(loss(tied_logits), argnums=(0, 1))(x, table)
+  want = jax.grad(loss(plain), argnums=(0, 1))(x, table)
+  tol = 1e-5 if dtype == jnp.float32 else 2e-2
+  for g, w in zip(got, want):
+    assert g.dtype == w.dtype and g.shape == w.shape
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(w, np.float32), rtol=tol, atol=tol)
