@@ -18,8 +18,9 @@ forward, dense weight matrices + tied output projection + full attention); `xla_
 is XLA's own cost analysis of the compiled step, for reference.  `compile_s` is lowering plus
 compiling the step ahead of time.
 Decode: a random [batch, decode_len] source without pad/EOS; every output has exactly decode_len
-tokens (EOS suppressed until then, as the peer's min_new_tokens), then EOS.  `compile_s` is the
-first call minus the median of the timed calls.
+tokens (EOS suppressed until then, as the peer's min_new_tokens), then EOS.  With several devices
+(e.g. XLA_FLAGS=--xla_force_host_platform_device_count=2) the batch is decoded data-parallel,
+as `experiments.decode` does.  `compile_s` is the first call minus the median of the timed calls.
 """
 
 import json
@@ -150,8 +151,10 @@ def bench_train():
 def bench_decode():
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.decoding.task import DecodingOptions, decode_batch  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.decoding.task import (DecodingOptions, decode_batch,  # pylint: disable=g-import-not-at-top
+                                        decode_batch_data_parallel, replicate_on)
   from seq2seq_jax.models import build_model  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.training import parallel  # pylint: disable=g-import-not-at-top
   c = CONFIGS[FLAGS.config]
   n = FLAGS.decode_len
   config, model = build_model("transformer", source_vocab_size=c["vocab"], target_vocab_size=c["vocab"],
@@ -163,8 +166,13 @@ def bench_decode():
   options = DecodingOptions(beam_size=FLAGS.beam_size or None, min_len=n, max_len_a=0.0,
                             max_len_b=n + 1, suppress_blank=False)
   key, rows = jax.random.key(0), np.arange(FLAGS.batch_size)
-  call = lambda: jax.block_until_ready(decode_batch(model, params, inputs, key, rows, options=options,
-                                                    bos_id=1, eos_id=2, limit=config.max_len))
+  static = dict(options=options, bos_id=1, eos_id=2, limit=config.max_len)
+  if jax.device_count() > 1:  # data-parallel over the devices, as experiments.decode does
+    mesh = parallel.make_mesh()
+    params = replicate_on(mesh, params)
+    call = lambda: jax.block_until_ready(decode_batch_data_parallel(mesh, model, params, inputs, key, rows, **static))
+  else:
+    call = lambda: jax.block_until_ready(decode_batch(model, params, inputs, key, rows, **static))
   start = time.perf_counter()
   tokens, _, _, lengths = call()
   first = time.perf_counter() - start
@@ -182,6 +190,7 @@ def bench_decode():
   return {
       "bench": "decode", "config": FLAGS.config, "framework": "jax", "jax": jax.__version__,
       "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
+      "devices": jax.device_count(),
       "beam": FLAGS.beam_size or 1, "batch": FLAGS.batch_size, "src_len": n, "new_tokens": n,
       "generated_len": generated, "sentences_per_s": FLAGS.batch_size / median,
       "generated_tokens_per_s": FLAGS.batch_size * generated / median,

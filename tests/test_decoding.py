@@ -142,15 +142,33 @@ def test_beam_scores_equal_teacher_forced_scores(transformer):
 
 def test_beam_search_leaves_only_the_encoder_decoder_keys_values_in_place(transformer):
   """The leaves beam search does not reorder are exactly each decoder layer's cross-attention
-  K and V (the same for every beam of an input); the self-attention cache is reordered."""
+  K and V (the same for every beam of an input), held once per input; the self-attention cache
+  is reordered and holds one row per beam."""
   model, _, params = transformer
   _, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_len=5, repeat=3)
   marks = jax.tree_util.tree_leaves_with_path(source_only_leaves(cache))
   leaves = dict(jax.tree_util.tree_leaves_with_path(cache))
-  kept = [jax.tree_util.keystr(p) for p, m in marks if m and leaves[p].ndim > 0]
+  kept = [p for p, m in marks if m and leaves[p].ndim > 0]
   self_keys = [p for p, m in marks if "cached_key" in jax.tree_util.keystr(p)]
   assert len(kept) == 2 * len(self_keys) > 0
-  assert all("cross_attention" in k and ("static_key" in k or "static_value" in k) for k in kept)
+  assert all("cross_attention" in jax.tree_util.keystr(k) and
+             ("static_key" in jax.tree_util.keystr(k) or "static_value" in jax.tree_util.keystr(k)) for k in kept)
+  assert all(leaves[p].shape[0] == 2 for p in kept)           # once per input
+  assert all(leaves[p].shape[0] == 2 * 3 for p in self_keys)  # once per beam
+
+
+def test_rows_sharing_a_source_attend_to_it_as_if_it_were_repeated(transformer):
+  """Decoding steps of 3 rows per input against cross-attention K, V kept once per input give the
+  logits of the same steps against K, V repeated for every row (the cache of `repeat=1`)."""
+  model, _, params = transformer
+  inputs = jnp.asarray(sources(2))
+  grouped_step, grouped = step_function(model, params, inputs, max_decode_len=4, repeat=3)
+  plain_step, plain = step_function(model, params, jnp.repeat(inputs, 3, axis=0), max_decode_len=4)
+  tokens = jnp.asarray(np.random.default_rng(0).integers(3, 9, (6, 4)), jnp.int32)
+  for t in range(4):
+    grouped_logits, grouped = grouped_step(tokens[:, t:t + 1], grouped)
+    plain_logits, plain = plain_step(tokens[:, t:t + 1], plain)
+    np.testing.assert_allclose(grouped_logits, plain_logits, atol=1e-5, rtol=1e-5)
 
 
 def test_no_repeat_ngram(transformer):
@@ -245,3 +263,17 @@ def test_temperature_fallback_retries_exactly_when_a_threshold_is_crossed(transf
 def test_invalid_options_name_the_option(options, message):
   with pytest.raises(UsageError, match=message):
     DecodingOptions(**options)
+
+
+@pytest.mark.parametrize("width,k", [(8000, 8), (32000, 8), (1001, 3), (50, 4)])
+def test_blockwise_top_k_equals_lax_top_k(width, k):
+  """Random rows, rows with many ties, and rows whose best entries crowd into one block."""
+  rng = np.random.default_rng(width)
+  rows = [rng.standard_normal(width), rng.integers(0, 3, width).astype(float), np.full(width, -1e9)]
+  crowded = rng.standard_normal(width) - 10.0
+  crowded[width // 2: width // 2 + k] = 5.0 + np.arange(k)
+  x = jnp.asarray(np.stack(rows + [crowded]), jnp.float32)
+  values, index = jax.jit(search.top_k, static_argnums=1)(x, k)
+  expected_values, expected_index = jax.lax.top_k(x, k)
+  np.testing.assert_array_equal(values, expected_values)
+  np.testing.assert_array_equal(index, expected_index)

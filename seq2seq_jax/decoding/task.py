@@ -3,6 +3,10 @@
 The task knows a model only through `model.encode(inputs)` and
 `model.decode(encoded, inputs, tokens, decode=True)` with its state in the `cache` collection.
 Token ids, not text, cross this boundary; `detokenize` turns ids into text for the results.
+
+Given a mesh of several devices, a task decodes data-parallel: each device searches its own rows
+of the batch (`decode_batch_data_parallel`); results do not depend on how rows are split, because
+a row's result never depends on the other rows.
 """
 
 import dataclasses
@@ -13,6 +17,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from seq2seq_jax.decoding import logit_filters, search
 from seq2seq_jax.errors import UsageError
@@ -128,10 +133,10 @@ def compression_ratio(text: str) -> float:
 def step_function(model, params, inputs, max_decode_len: int, repeat: int = 1):
   """Encodes `inputs` [B, S] once (the encoding may be any pytree with a leading batch axis),
   repeats every row `repeat` times (beams, samples) and returns (tokens_to_logits, initial cache)
-  for B * repeat rows."""
+  for B * repeat rows.  The cache's source-only leaves stay at B rows (see `initial_cache`)."""
   encoded = model.apply({"params": params}, inputs, method=model.encode)
+  cache = initial_cache(model, params, encoded, inputs, max_decode_len, repeat)
   encoded, inputs = jax.tree.map(lambda x: jnp.repeat(x, repeat, axis=0), (encoded, inputs))
-  cache = initial_cache(model, params, encoded, inputs, max_decode_len)
 
   def tokens_to_logits(tokens, cache):
     logits, variables = model.apply({"params": params, "cache": cache}, encoded, inputs, tokens,
@@ -141,21 +146,24 @@ def step_function(model, params, inputs, max_decode_len: int, repeat: int = 1):
   return tokens_to_logits, cache
 
 
-def initial_cache(model, params, encoded, inputs, max_decode_len: int):
-  """The model's incremental-decoding state before the first of `max_decode_len` steps.
+def initial_cache(model, params, encoded, inputs, max_decode_len: int, repeat: int = 1):
+  """The model's incremental-decoding state before the first of `max_decode_len` steps, for
+  `repeat` rows per source (encoded and inputs [B, ...] -> step state for B * repeat rows).
 
-  The cache is created by the model itself: a `decode=True` call on a [B, max_decode_len] token
-  array declares every cache variable with its full size (`eval_shape` makes that call free), and
-  the step state starts at zeros.  Variables named `static_*` depend only on the source (the
-  encoder-decoder keys and values): they are taken from a real creating call on one token, of
-  which XLA keeps only their projections.
+  The cache is created by the model itself: a `decode=True` call on a [B * repeat, max_decode_len]
+  token array declares every cache variable with its full size (`eval_shape` makes that call
+  free), and the step state starts at zeros.  Variables named `static_*` depend only on the source
+  (the encoder-decoder keys and values): they are taken from a real creating call on one token
+  per source, of which XLA keeps only their projections, and stay at B rows: a model reads them
+  for `repeat` consecutive rows at once (see `seq2seq_jax.models.attention.MultiHeadAttention`).
   """
-  create = lambda tokens: model.apply({"params": params}, encoded, inputs, tokens, decode=True,
-                                      method=model.decode, mutable=["cache"])[1]["cache"]
-  rows = inputs.shape[0]
-  shapes = jax.eval_shape(lambda: create(jnp.zeros((rows, max_decode_len), jnp.int32)))
+  create = lambda enc, src, tokens: model.apply({"params": params}, enc, src, tokens, decode=True,
+                                                method=model.decode, mutable=["cache"])[1]["cache"]
+  rows = jax.tree.leaves(inputs)[0].shape[0] * repeat
+  repeated = jax.tree.map(lambda x: jnp.repeat(x, repeat, axis=0), (encoded, inputs))
+  shapes = jax.eval_shape(lambda: create(*repeated, jnp.zeros((rows, max_decode_len), jnp.int32)))
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-  real = create(jnp.zeros((rows, 1), jnp.int32))
+  real = create(encoded, inputs, jnp.zeros((rows // repeat, 1), jnp.int32))
   return jax.tree.map(lambda static, zero, value: value if static else zero,
                       source_only_leaves(zeros), zeros, real)
 
@@ -237,6 +245,39 @@ def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOption
   return take(tokens), take(scores), take(logprobs), take(lengths)
 
 
+@functools.cache
+def _sharded_decode(mesh, model, options: DecodingOptions, bos_id: int, eos_id: int, limit: int,
+                    never: tuple[int, ...]):
+  """jit(shard_map(decode_batch)) over the 1-D `mesh`: inputs, row ids and results split by row."""
+  rows = P(mesh.axis_names[0])
+  fn = functools.partial(decode_batch, model, options=options, bos_id=bos_id, eos_id=eos_id,
+                         limit=limit, never=never)
+  # No collectives: every device runs its own search loop to its own end (check_vma=False lets
+  # the loops' state start unsharded-typed inside the map).
+  return jax.jit(jax.shard_map(lambda params, inputs, key, row_ids: fn(params, inputs, key, row_ids),
+                               mesh=mesh, in_specs=(P(), rows, P(), rows), out_specs=rows,
+                               check_vma=False))
+
+
+def decode_batch_data_parallel(mesh, model, params, inputs, key, row_ids, *, options: DecodingOptions,
+                               bos_id: int, eos_id: int, limit: int, never: tuple[int, ...] = (0, 1)):
+  """`decode_batch` with the rows split over the devices of a 1-D `mesh` (one process).  The batch
+  is padded to a multiple of the device count with copies of its first row, whose results are
+  dropped.  params should already be replicated on the mesh (`replicate_on`)."""
+  inputs, row_ids = np.asarray(inputs), np.asarray(row_ids)
+  batch, pad = inputs.shape[0], -inputs.shape[0] % mesh.size
+  if pad:
+    inputs = np.concatenate([inputs, np.repeat(inputs[:1], pad, axis=0)])
+    row_ids = np.concatenate([row_ids, np.repeat(row_ids[:1], pad, axis=0)])
+  out = _sharded_decode(mesh, model, options, bos_id, eos_id, limit, tuple(never))(params, inputs, key, row_ids)
+  return tuple(x[:batch] for x in out)
+
+
+def replicate_on(mesh, tree):
+  """Every leaf on every device of `mesh` (one process)."""
+  return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
 @functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "never"))
 def score_sequences(model, params, inputs, targets, *, options: DecodingOptions, bos_id: int,
                     eos_id: int, never: tuple[int, ...] = (0, 1)):
@@ -268,7 +309,12 @@ class DecodingTask:
   """Decodes batches of token ids with `options`, including Whisper's temperature fallback."""
 
   def __init__(self, model, params, options: DecodingOptions, *, bos_id: int, eos_id: int,
-               detokenize: Callable[[Sequence[int]], str], limit: int):
+               detokenize: Callable[[Sequence[int]], str], limit: int, mesh=None):
+    """mesh: a 1-D mesh of this process's devices to decode data-parallel over (None or one
+    device: decode on the default device)."""
+    self.mesh = mesh if mesh is not None and mesh.size > 1 else None
+    if self.mesh is not None:
+      params = replicate_on(self.mesh, params)
     self.model, self.params, self.options = model, params, options
     self.bos_id, self.eos_id, self.detokenize, self.limit = bos_id, eos_id, detokenize, limit
     if options.min_len + len(options.prefix) >= limit - len(options.prompt):
@@ -277,9 +323,11 @@ class DecodingTask:
 
   def _attempt(self, inputs, row_ids, key, temperature: float) -> list[DecodingResult]:
     options = self.options.at_temperature(temperature)
-    out = decode_batch(self.model, self.params, jnp.asarray(inputs), key, jnp.asarray(row_ids),
-                       options=options,
-                       bos_id=self.bos_id, eos_id=self.eos_id, limit=self.limit)
+    static = dict(options=options, bos_id=self.bos_id, eos_id=self.eos_id, limit=self.limit)
+    if self.mesh is not None:
+      out = decode_batch_data_parallel(self.mesh, self.model, self.params, inputs, key, row_ids, **static)
+    else:
+      out = decode_batch(self.model, self.params, jnp.asarray(inputs), key, jnp.asarray(row_ids), **static)
     tokens, scores, logprobs, lengths = (np.asarray(x) for x in out)
     results = []
     for b in range(tokens.shape[0]):

@@ -24,6 +24,23 @@ def causal_mask(tokens):
   return nn.make_causal_mask(tokens, dtype=jnp.bool_)
 
 
+def group_rows(x, group: int):
+  """[S * G, H, Tq, ...] -> [S, H, G * Tq, ...]: the G consecutive rows of each source side by side
+  as queries, so that they attend to that source's keys and values in one product."""
+  rows, heads = x.shape[:2]
+  x = x.reshape((rows // group, group) + x.shape[1:])
+  x = jnp.swapaxes(x, 1, 2)  # [S, H, G, Tq, ...]
+  return x.reshape((rows // group, heads, group * x.shape[3]) + x.shape[4:])
+
+
+def ungroup_rows(x, group: int):
+  """The inverse of `group_rows`: [S, H, G * Tq, ...] -> [S * G, H, Tq, ...]."""
+  sources, heads = x.shape[:2]
+  x = x.reshape((sources, heads, group, x.shape[2] // group) + x.shape[3:])
+  x = jnp.swapaxes(x, 1, 2)  # [S, G, H, Tq, ...]
+  return x.reshape((sources * group, heads) + x.shape[3:])
+
+
 def dot_product_weights(query, key, mask):
   """softmax(Q K^T / sqrt(d_k)) with masking.  query [B, H, Tq, Dh], key [B, H, Tk, Dh],
   mask [B, 1|H, Tq, Tk] (True = attend) -> weights [B, H, Tq, Tk]; masked weights are exactly 0."""
@@ -48,7 +65,9 @@ class MultiHeadAttention(nn.Module):
     call that creates it (see `seq2seq_jax.decoding.task.initial_cache`).
   - `static_keys_values=True` (encoder-decoder attention): keys_values are the same at every step,
     so they are projected once, by the call that creates the cache, and kept in
-    `static_key`/`static_value` [B, H, Tk, Dh]; decoding steps project only the query.
+    `static_key`/`static_value` [B, H, Tk, Dh]; decoding steps project only the query.  Beam
+    search and best-of sampling keep them once per source ([B / G, ...], G rows per source): the
+    G rows' queries then attend together, which reads each source's K and V once per step.
 
   Heads are split head-major, [B, H, T, Dh], so that the batched products over (B, H) read keys,
   values and caches in place; with [B, T, H, Dh], every decoding step copied a transposed cache
@@ -91,15 +110,21 @@ class MultiHeadAttention(nn.Module):
         max_len = key.shape[2]
         mask = (jnp.arange(max_len) <= index)[None, None, None, :]
 
+    group = query.shape[0] // key.shape[0]  # > 1: several query rows share one source's K, V
+    if group > 1:
+      query, mask = group_rows(query, group), None if mask is None else group_rows(mask, group)
     weights = dot_product_weights(query, key, mask)
-    self.sow("intermediates", "attention_weights", weights)
+    self.sow("intermediates", "attention_weights", ungroup_rows(weights, group) if group > 1 else weights)
     weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
-    out = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", weights, value), 1, 2)  # [B, Tq, H, Dh]
+    out = jnp.einsum("bhqk,bhkd->bhqd", weights, value)
+    out = jnp.swapaxes(ungroup_rows(out, group) if group > 1 else out, 1, 2)  # [B, Tq, H, Dh]
     return nn.DenseGeneral(features, axis=(-2, -1), dtype=self.dtype, name="out")(out)
 
   def _static_keys_values(self, project, keys_values):
-    """K = keys_values W^K and V = keys_values W^V [B, H, Tk, Dh]: projected by the call that
-    creates the cache (see `seq2seq_jax.decoding.task.initial_cache`), read from it afterwards."""
+    """K = keys_values W^K and V = keys_values W^V [Bs, H, Tk, Dh]: projected by the call that
+    creates the cache (see `seq2seq_jax.decoding.task.initial_cache`), read from it afterwards.
+    The cache may hold them once per source (Bs = B / group) while the queries come in B rows,
+    `group` consecutive rows per source (the beams or samples of an input)."""
     cached_key = self.variable("cache", "static_key", lambda: project("key", keys_values))
     cached_value = self.variable("cache", "static_value", lambda: project("value", keys_values))
     return cached_key.value, cached_value.value

@@ -168,8 +168,13 @@ def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
 
 
 def decoding_task(model, model_config, params, target_vocab, options: DecodingOptions) -> DecodingTask:
+  """A DecodingTask that decodes data-parallel over this process's devices when it has several
+  (one process only: with several processes each decodes on its first device)."""
+  mesh = None
+  if jax.process_count() == 1 and jax.local_device_count() > 1:
+    mesh = parallel.make_mesh(jax.local_devices())
   return DecodingTask(model, params, options, bos_id=BOS_ID, eos_id=EOS_ID,
-                      detokenize=target_vocab.decode, limit=model_config.max_len)
+                      detokenize=target_vocab.decode, limit=model_config.max_len, mesh=mesh)
 
 
 def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets):
