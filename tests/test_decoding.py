@@ -277,3 +277,20 @@ def test_blockwise_top_k_equals_lax_top_k(width, k):
   expected_values, expected_index = jax.lax.top_k(x, k)
   np.testing.assert_array_equal(values, expected_values)
   np.testing.assert_array_equal(index, expected_index)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(beam_size=3, nbest=2), dict(temperature=1.0, best_of=2)])
+def test_two_devices_decode_what_one_device_decodes(transformer, options):
+  """A task given a mesh of the two forced host devices splits the rows between them (an odd
+  batch is padded): every result equals the one-device result, samples included."""
+  from seq2seq_jax.training import parallel  # pylint: disable=g-import-not-at-top
+  assert jax.device_count() >= 2, "conftest forces two host devices"
+  model, config, params = transformer
+  one = make_task(transformer, **options)
+  two = DecodingTask(model, params, one.options, bos_id=BOS, eos_id=EOS, detokenize=one.detokenize,
+                     limit=config.max_len, mesh=parallel.make_mesh(jax.devices()[:2]))
+  assert two.mesh is not None
+  batch = sources(7)
+  for a, b in zip(one.run(batch, jax.random.key(3)), two.run(batch, jax.random.key(3))):
+    assert a.tokens == b.tokens and [h.tokens for h in a.nbest] == [h.tokens for h in b.nbest]
+    np.testing.assert_allclose(a.sum_logprob, b.sum_logprob, atol=1e-5)
