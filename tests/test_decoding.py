@@ -294,3 +294,10 @@ def test_two_devices_decode_what_one_device_decodes(transformer, options):
   for a, b in zip(one.run(batch, jax.random.key(3)), two.run(batch, jax.random.key(3))):
     assert a.tokens == b.tokens and [h.tokens for h in a.nbest] == [h.tokens for h in b.nbest]
     np.testing.assert_allclose(a.sum_logprob, b.sum_logprob, atol=1e-5)
+
+
+def test_argmax_equals_jnp_argmax_including_ties():
+  rng = np.random.default_rng(0)
+  x = np.stack([rng.standard_normal(8000), rng.integers(0, 4, 8000).astype(float), np.full(8000, -1e9)])
+  x = jnp.asarray(x, jnp.float32)
+  np.testing.assert_array_equal(jax.jit(search.argmax)(x), jnp.argmax(x, axis=-1))
