@@ -66,6 +66,8 @@ flags.DEFINE_integer("key_size", 0, "Per-head key/value size d_k = d_v (0 = d_mo
 flags.DEFINE_integer("d_ff", 512, "Feed-forward hidden width.")
 flags.DEFINE_integer("num_layers", 2, "Encoder and decoder layers (each).")
 flags.DEFINE_float("dropout", 0.1, "Dropout rate; 0 turns every dropout off.")
+flags.DEFINE_float("attention_dropout", None, "Transformer: dropout of the attention weights alone "
+                   "(default: --dropout).")
 flags.DEFINE_enum("positional", "sinusoidal", ["sinusoidal", "learned"], "Positional encoding.")
 flags.DEFINE_bool("pre_ln", False, "Pre-LN residual blocks instead of the paper's post-LN.")
 flags.DEFINE_bool("share_target_embedding", True, "Tie target embedding and output projection.")
@@ -91,6 +93,8 @@ def config_from_flags():
       "embedding_size": FLAGS.embedding_size, "bidirectional_encoder": FLAGS.bidirectional_encoder,
       "reverse_source": FLAGS.reverse_source, "attention": FLAGS.attention,
   }
+  if FLAGS.attention_dropout is not None:  # absent otherwise, so older workdirs still match
+    model_hparams["attention_dropout"] = FLAGS.attention_dropout
   from seq2seq_jax.data import datasets  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   options = {

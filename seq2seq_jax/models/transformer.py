@@ -36,6 +36,7 @@ class TransformerConfig:
   num_encoder_layers: int = 3
   num_decoder_layers: int = 3
   dropout: float = 0.1          # residual, embedding and attention-weight dropout (P_drop)
+  attention_dropout: float | None = None  # attention-weight dropout alone; None = `dropout`
   max_len: int = 128            # longest source or target the positional encoding covers
   positional: str = "sinusoidal"  # or "learned"
   pre_ln: bool = False
@@ -56,6 +57,15 @@ class TransformerConfig:
       raise UsageError(f"positional must be 'sinusoidal' or 'learned', got {self.positional!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+    if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
+      raise UsageError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
+
+  @property
+  def attention_weight_dropout(self) -> float:
+    """`attention_dropout` if set, else `dropout`; `dropout=0` turns it off as every other."""
+    if self.dropout == 0.0 or self.attention_dropout is None:
+      return self.dropout
+    return self.attention_dropout
 
 
 def shift_right(targets, bos_id: int):
@@ -86,7 +96,7 @@ class EncoderLayer(nn.Module):
   def __call__(self, x, mask, train):
     """x [B, S, D], mask [B, 1, S, S] -> [B, S, D]."""
     c = self.config
-    attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
+    attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
     x = Sublayer(c.pre_ln, c.dropout, c.dtype, name="attention_block")(
         x, lambda h: attn(h, h, mask, train), train)
     ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
@@ -100,8 +110,8 @@ class DecoderLayer(nn.Module):
   def __call__(self, y, encoded, self_mask, cross_mask, train, decode):
     """y [B, T, D], encoded [B, S, D], self_mask [B, 1, T, T], cross_mask [B, 1, T, S] -> [B, T, D]."""
     c = self.config
-    self_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
-    cross_attn = MultiHeadAttention(c.num_heads, c.dropout, dtype=c.dtype, head_dim=c.key_size or None,
+    self_attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
+    cross_attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None,
                                     static_keys_values=True, name="cross_attention")
     ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
     y = Sublayer(c.pre_ln, c.dropout, c.dtype, name="self_attention_block")(
