@@ -1,7 +1,9 @@
 """A trained model ready to use: workdir -> (vocabularies, model, params) -> text in, text out."""
 
 import dataclasses
+import os
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -10,6 +12,17 @@ from seq2seq_jax.data import pipeline
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingResult, DecodingTask
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.training import loop
+
+
+def restore_params(manager: ocp.CheckpointManager, step: int):
+  """The parameters of checkpoint `step`, on this process's first device, whatever devices saved
+  them (a run on two devices decodes on one): the restore target is the saved shapes and dtypes."""
+  path = os.path.join(str(manager.directory), str(step), "state")
+  saved = ocp.StandardCheckpointer().metadata(path).item_metadata
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+  return restored["state"]["params"]
 
 
 @dataclasses.dataclass
@@ -33,8 +46,7 @@ class Translator:
     step = manager.latest_step()
     if step is None:
       raise UsageError(f"{workdir} has no checkpoint yet; train first")
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    return cls(model, model_config, restored["state"]["params"], source_vocab, target_vocab,
+    return cls(model, model_config, restore_params(manager, step), source_vocab, target_vocab,
                tuple(config["buckets"]), step, config["max_source_length"])
 
   def encode_sources(self, texts: list[str]) -> list[np.ndarray]:

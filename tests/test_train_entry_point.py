@@ -20,8 +20,8 @@ def command(module, *flags):
   return [sys.executable, "-m", f"experiments.{module}", *flags]
 
 
-def run(module, *flags, check=True):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+def run(module, *flags, check=True, devices=1):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   proc = subprocess.run(command(module, *flags), cwd=REPO, capture_output=True, text=True, env=env,
                         timeout=600)
   if check and proc.returncode:
@@ -103,6 +103,16 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
   assert bad.returncode != 0 and "Traceback" not in bad.stderr
   assert "d_model" in bad.stderr.strip().splitlines()[-1]
   assert open(os.path.join(killed, "config.json")).read() == before
+
+
+def test_a_run_on_two_devices_decodes_on_one(tmp_path, data_dir):
+  """A workdir trained on two devices (its checkpoint saved sharded over both) is decoded by
+  experiments.decode on one device and, data-parallel, on two, with the same outputs."""
+  workdir = tmp_path / "two"
+  run("train", *train_flags(workdir, data_dir, steps=10), "--max_test_examples=32", devices=2)
+  on_one = run("decode", f"--workdir={workdir}", "--inputs=hello,world,abc", devices=1).stdout
+  on_two = run("decode", f"--workdir={workdir}", "--inputs=hello,world,abc", devices=2).stdout
+  assert len(on_one.splitlines()) == 3 and on_one == on_two
 
 
 @pytest.mark.parametrize("flag, message", [
