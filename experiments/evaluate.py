@@ -2,6 +2,7 @@ r"""Evaluate a trained workdir on a split with any decoding options; prints one 
 
   python -m experiments.evaluate --workdir=runs/g2p --split=test --beam_size=0    # greedy
   python -m experiments.evaluate --workdir=runs/g2p --split=test --beam_size=4 --output=beam4.json
+  python -m experiments.evaluate --workdir=runs/g2p --max_examples=2000 --error_profile   # where the errors are
 """
 
 import json
@@ -17,6 +18,8 @@ flags.DEFINE_string("workdir", None, "Training workdir.", required=True)
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the one the workdir was trained with).")
 flags.DEFINE_integer("max_examples", 0, "Evaluate only the first N examples (0 = all).")
+flags.DEFINE_bool("error_profile", False, "WER/PER datasets: add WER by source length and the wrong "
+                  "outputs by edit distance to their closest reference (`evaluation.error_profile`).")
 flags.DEFINE_integer("batch_size", 512, "Decoding batch size.")
 flags.DEFINE_string("output", None, "Also write the JSON to this file.")
 
@@ -55,6 +58,8 @@ def main(argv):
       "workdir": FLAGS.workdir, "step": translator.step, "split": FLAGS.split, "examples": len(examples),
       **evaluation.sequence_metrics(spec.metrics, hypotheses, references, [e.source for e in examples],
                                     translator.target_vocab.separator),
+      **(evaluation.error_profile(hypotheses, references, [len(x) for x in sources],
+                                  translator.target_vocab.separator) if FLAGS.error_profile else {}),
       "decode_s": round(seconds, 1), "devices": jax.device_count(),
       "decoding": json.loads(json.dumps(dataclasses.asdict(options))),
   }

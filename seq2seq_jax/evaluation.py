@@ -19,7 +19,7 @@ def word_error_rate(hypotheses: list[str], references: list[tuple[str, ...]]) ->
 def symbol_error_rate(hypotheses: list[str], references: list[tuple[str, ...]], separator: str = " ") -> float:
   """Corpus-level edit distance to the closest reference divided by that reference's length:
   sum_i min_r d(h_i, r) / sum_i len(r*_i), with symbols split by `separator` ("" = characters)."""
-  split = (lambda s: list(s)) if separator == "" else (lambda s: s.split(separator) if s else [])
+  split = _split(separator)
   edits = length = 0
   for hyp, refs in zip(hypotheses, references, strict=True):
     h = split(hyp)
@@ -27,6 +27,35 @@ def symbol_error_rate(hypotheses: list[str], references: list[tuple[str, ...]], 
     edits += distance
     length += ref_len
   return edits / max(length, 1)
+
+
+def _split(separator: str):
+  return (lambda s: list(s)) if separator == "" else (lambda s: s.split(separator) if s else [])
+
+
+def error_profile(hypotheses: list[str], references: list[tuple[str, ...]], source_lengths: list[int],
+                  separator: str = " ") -> dict:
+  """Where the wrong outputs are: WER per source length (tokens), and the wrong outputs counted
+  by edit distance to their closest reference (1, 2, 3+) and by whether they have its length.
+  {"wer_by_source_length": [{"source_length", "examples", "wer"}, ...], "wrong",
+   "wrong_same_length", "wrong_by_distance": {"1", "2", "3+"}}."""
+  split = _split(separator)
+  by_length: dict[int, list[bool]] = {}
+  wrong = same_length = 0
+  distances = {"1": 0, "2": 0, "3+": 0}
+  for hyp, refs, n in zip(hypotheses, references, source_lengths, strict=True):
+    right = hyp in refs
+    by_length.setdefault(n, []).append(right)
+    if right:
+      continue
+    h = split(hyp)
+    distance, closest = min((editdistance.eval(h, split(r)), split(r)) for r in refs)
+    wrong += 1
+    same_length += len(h) == len(closest)
+    distances[str(distance) if distance < 3 else "3+"] += 1
+  return {"wer_by_source_length": [{"source_length": n, "examples": len(v), "wer": 1 - sum(v) / len(v)}
+                                   for n, v in sorted(by_length.items())],
+          "wrong": wrong, "wrong_same_length": same_length, "wrong_by_distance": distances}
 
 
 def error_rates(hypotheses: list[str], references: list[tuple[str, ...]], separator: str = " ") -> dict:

@@ -214,3 +214,18 @@ def test_tfds_missing_language_field_names_the_fields():
   with pytest.raises(UsageError, match="source_lang='fr' is not a text field .*choose from: de, en"):
     datasets.spec("tfds:wmt14_translate/de-en", datasets.DatasetOptions(source_lang="fr"))
   assert datasets.spec("tfds:wmt14_translate/de-en").description.endswith("de -> en")
+
+
+def test_error_rates_and_error_profile_by_hand():
+  """Two references for the first word: an output equal to either is right; PER and the profile
+  use the closest reference."""
+  from seq2seq_jax import evaluation  # pylint: disable=g-import-not-at-top
+  hyps = ["K AA T", "D AO", "B EH D", "F IH SH"]
+  refs = [("K AE T", "K AA T"), ("D AO G",), ("B ER D",), ("F IH SH",)]
+  rates = evaluation.error_rates(hyps, refs)
+  assert rates["wer"] == 0.5 and rates["per"] == 2 / 12  # a deletion and a substitution over 4 x 3
+  profile = evaluation.error_profile(hyps, refs, source_lengths=[3, 3, 4, 4])
+  assert profile["wer_by_source_length"] == [{"source_length": 3, "examples": 2, "wer": 0.5},
+                                             {"source_length": 4, "examples": 2, "wer": 0.5}]
+  assert profile["wrong"] == 2 and profile["wrong_same_length"] == 1
+  assert profile["wrong_by_distance"] == {"1": 2, "2": 0, "3+": 0}
