@@ -168,8 +168,9 @@ def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
 
 
 def decoding_task(model, model_config, params, target_vocab, options: DecodingOptions) -> DecodingTask:
-  """A DecodingTask that decodes data-parallel over this process's devices when it has several
-  (one process only: with several processes each decodes on its first device)."""
+  """A DecodingTask that decodes data-parallel over this process's devices when it has several.
+  One process only: in a multi-process run decoding stays one global computation on the
+  replicated parameters, as every process calls it alike."""
   mesh = None
   if jax.process_count() == 1 and jax.local_device_count() > 1:
     mesh = parallel.make_mesh(jax.local_devices())
