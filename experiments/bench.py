@@ -144,7 +144,7 @@ def bench_train():
       "flops_per_step": flops, "flops_counting": "peer formula (torch_peers._train_flops)",
       "xla_flops_per_step": float(cost.get("flops", -1.0)) if cost else None,
       "gflops_per_s": flops * steps / elapsed / 1e9, "final_loss": final["loss"],
-      "cpu_count": os.cpu_count(), "python": platform.python_version(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "cpu_count": os.cpu_count(), "python": platform.python_version(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "ld_preload": os.environ.get("LD_PRELOAD", ""),
   }
 
 
@@ -195,7 +195,7 @@ def bench_decode():
       "generated_len": generated, "sentences_per_s": FLAGS.batch_size / median,
       "generated_tokens_per_s": FLAGS.batch_size * generated / median,
       "decode": {"median_s": median, "min_s": min(times), "max_s": max(times), "times_s": times},
-      "compile_s": first - median, "cpu_count": os.cpu_count(), "python": platform.python_version(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "compile_s": first - median, "cpu_count": os.cpu_count(), "python": platform.python_version(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "ld_preload": os.environ.get("LD_PRELOAD", ""),
   }
 
 
