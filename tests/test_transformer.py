@@ -186,3 +186,47 @@ def test_attention_dropout_sets_the_rate_of_the_attention_weights():
   assert config(dropout=0.0, attention_dropout=0.3).attention_weight_dropout == 0.0
   with pytest.raises(UsageError, match="attention_dropout"):
     config(attention_dropout=1.0)
+
+
+def _randomize_relative_bias(params, seed=7):
+  """The relative-position tables start at 0; give them values so that the tests see them."""
+  leaves = iter(jax.random.split(jax.random.key(seed), 64))
+  return jax.tree_util.tree_map_with_path(
+      lambda path, x: jax.random.normal(next(leaves), x.shape) if "relative_bias" in str(path[-1]) else x,
+      params)
+
+
+def test_relative_position_bias_is_a_function_of_the_clipped_offset():
+  """With all-zero inputs the logits are the bias alone: weights = softmax_j(b[h, clip(j - i, K)])."""
+  from seq2seq_jax.models.attention import MultiHeadAttention, relative_position_buckets
+  buckets = relative_position_buckets(jnp.arange(4), jnp.arange(6), 2)
+  np.testing.assert_array_equal(buckets[1], [1, 2, 3, 4, 4, 4])     # offsets -1, 0, 1, 2, 3, 4 clipped to 2
+  np.testing.assert_array_equal(buckets[3], [0, 0, 1, 2, 3, 4])
+  attn = MultiHeadAttention(num_heads=2, relative_positions=2)
+  x = jnp.zeros((1, 6, 8))
+  params = _randomize_relative_bias(attn.init(jax.random.key(0), x, x))
+  table = params["params"]["relative_bias"]  # [2K + 1, H]
+  assert table.shape == (5, 2)
+  _, inter = attn.apply(params, x, x, mutable=["intermediates"])
+  weights = inter["intermediates"]["attention_weights"][0][0]  # [H, Tq, Tk]
+  buckets = relative_position_buckets(jnp.arange(6), jnp.arange(6), 2)
+  np.testing.assert_allclose(weights, jax.nn.softmax(jnp.transpose(table[buckets], (2, 0, 1)), -1), atol=1e-6)
+
+
+def test_relative_positions_cached_decoding_equals_full_recomputation():
+  """Decoding steps place their query at the cache index, so the bias matches teacher forcing."""
+  model = tiny(relative_positions=2, pre_ln=True)
+  inputs, _ = random_batch(2)
+  targets = jnp.asarray(np.random.default_rng(3).integers(3, TGT_V, (3, 8)), jnp.int32)
+  params = _randomize_relative_bias(init(model, inputs, targets))
+  assert sum("relative_bias" in str(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)) == 4
+  full = model.apply({"params": params}, inputs, targets)
+  tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len=8)
+  previous = jnp.full((3, 1), 1, jnp.int32)
+  for t in range(8):
+    logits, cache = tokens_to_logits(previous, cache)
+    np.testing.assert_allclose(logits, full[:, t], atol=1e-5, rtol=1e-5)
+    previous = targets[:, t:t + 1]
+  zeroed = jax.tree_util.tree_map_with_path(
+      lambda path, x: jnp.zeros_like(x) if "relative_bias" in str(path[-1]) else x, params)
+  assert not np.allclose(full, model.apply({"params": zeroed}, inputs, targets), atol=1e-3)  # the bias counts

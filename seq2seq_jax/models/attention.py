@@ -41,10 +41,20 @@ def ungroup_rows(x, group: int):
   return x.reshape((sources * group, heads) + x.shape[3:])
 
 
-def dot_product_weights(query, key, mask):
-  """softmax(Q K^T / sqrt(d_k)) with masking.  query [B, H, Tq, Dh], key [B, H, Tk, Dh],
-  mask [B, 1|H, Tq, Tk] (True = attend) -> weights [B, H, Tq, Tk]; masked weights are exactly 0."""
+def relative_position_buckets(query_positions, key_positions, max_distance: int):
+  """[Tq], [Tk] int -> [Tq, Tk] int in [0, 2 * max_distance]: the key's offset from the query,
+  j - i, clipped to [-max_distance, max_distance] and shifted to start at 0."""
+  offsets = key_positions[None, :] - query_positions[:, None]
+  return jnp.clip(offsets, -max_distance, max_distance) + max_distance
+
+
+def dot_product_weights(query, key, mask, bias=None):
+  """softmax(Q K^T / sqrt(d_k) + bias) with masking.  query [B, H, Tq, Dh], key [B, H, Tk, Dh],
+  mask [B, 1|H, Tq, Tk] (True = attend), bias [1|B, H, Tq, Tk] or None -> weights [B, H, Tq, Tk];
+  masked weights are exactly 0."""
   logits = jnp.einsum("bhqd,bhkd->bhqk", query, key) / jnp.sqrt(query.shape[-1]).astype(query.dtype)
+  if bias is not None:
+    logits = logits + bias.astype(logits.dtype)
   if mask is not None:
     logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
   weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
@@ -69,6 +79,11 @@ class MultiHeadAttention(nn.Module):
     search and best-of sampling keep them once per source ([B / G, ...], G rows per source): the
     G rows' queries then attend together, which reads each source's K and V once per step.
 
+  `relative_positions=K > 0` (self-attention only) adds a learned scalar per head and clipped
+  offset j - i in [-K, K] to the logits, as T5 does (Raffel et al. 2020, §2.1; Shaw et al. 2018
+  clip offsets the same way): a bias toward neighbouring positions that is the same at every
+  absolute position.  It starts at 0, so an untrained model attends as without it.
+
   Heads are split head-major, [B, H, T, Dh], so that the batched products over (B, H) read keys,
   values and caches in place; with [B, T, H, Dh], every decoding step copied a transposed cache
   per layer.
@@ -78,6 +93,7 @@ class MultiHeadAttention(nn.Module):
   dtype: jnp.dtype = jnp.float32
   head_dim: int | None = None  # d_k = d_v; None = features / num_heads (the paper's choice)
   static_keys_values: bool = False  # keys_values do not change between decoding steps
+  relative_positions: int = 0  # K > 0: learned per-head bias of the offset j - i clipped to [-K, K]
 
   @nn.compact
   def __call__(self, queries, keys_values, mask=None, train: bool = False, decode: bool = False):
@@ -96,13 +112,14 @@ class MultiHeadAttention(nn.Module):
       key = project("key", keys_values)
       value = project("value", keys_values)
 
+    query_start = 0
     if decode and not self.static_keys_values:
       is_initialized = self.has_variable("cache", "cached_key")
       cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
       cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
       cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
       if is_initialized:  # one new position: write it, attend to everything written so far
-        index = cache_index.value
+        index = query_start = cache_index.value
         key = lax.dynamic_update_slice(cached_key.value, key, (0, 0, index, 0))
         value = lax.dynamic_update_slice(cached_value.value, value, (0, 0, index, 0))
         cached_key.value, cached_value.value = key, value
@@ -110,15 +127,29 @@ class MultiHeadAttention(nn.Module):
         max_len = key.shape[2]
         mask = (jnp.arange(max_len) <= index)[None, None, None, :]
 
+    bias = self._relative_position_bias(query_start, query.shape[2], key.shape[2])
     group = query.shape[0] // key.shape[0]  # > 1: several query rows share one source's K, V
     if group > 1:
       query, mask = group_rows(query, group), None if mask is None else group_rows(mask, group)
-    weights = dot_product_weights(query, key, mask)
+    weights = dot_product_weights(query, key, mask, bias)
     self.sow("intermediates", "attention_weights", ungroup_rows(weights, group) if group > 1 else weights)
     weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
     out = jnp.einsum("bhqk,bhkd->bhqd", weights, value)
     out = jnp.swapaxes(ungroup_rows(out, group) if group > 1 else out, 1, 2)  # [B, Tq, H, Dh]
     return nn.DenseGeneral(features, axis=(-2, -1), dtype=self.dtype, name="out")(out)
+
+  def _relative_position_bias(self, query_start, query_length, key_length):
+    """[1, H, Tq, Tk] learned bias of the clipped offset (key position - query position), or None.
+    Queries sit at positions query_start.. (the cache index while decoding), keys at 0..Tk-1."""
+    if not self.relative_positions:
+      return None
+    if self.static_keys_values:
+      raise ValueError("relative_positions is for self-attention; encoder-decoder positions are unrelated")
+    table = self.param("relative_bias", nn.initializers.zeros,
+                       (2 * self.relative_positions + 1, self.num_heads))   # [2K + 1, H]
+    buckets = relative_position_buckets(query_start + jnp.arange(query_length), jnp.arange(key_length),
+                                        self.relative_positions)
+    return jnp.transpose(table[buckets], (2, 0, 1))[None]
 
   def _static_keys_values(self, project, keys_values):
     """K = keys_values W^K and V = keys_values W^V [Bs, H, Tk, Dh]: projected by the call that

@@ -4,7 +4,8 @@ Encoder (§3.1): N layers of [self-attention, feed-forward], each sublayer wrapp
 LayerNorm(x + Dropout(Sublayer(x))) (post-LN, the paper) or x + Dropout(Sublayer(LayerNorm(x)))
 (pre-LN, `pre_ln=True`, with a final LayerNorm).  Decoder (§3.1): N layers of [masked
 self-attention, encoder-decoder attention, feed-forward].  Embeddings are scaled by sqrt(d_model)
-and summed with positional encodings (§3.4-3.5); the target embedding may be shared with the
+and summed with positional encodings (§3.4-3.5), to which `relative_positions` adds a learned
+bias of the clipped offset in both self-attentions (T5's scheme, beyond the paper); the target embedding may be shared with the
 pre-softmax projection (§3.4).
 
 Shapes: inputs [B, S], targets [B, T] int32 with pad 0; encoded [B, S, D]; logits [B, T, V].
@@ -37,6 +38,7 @@ class TransformerConfig:
   num_decoder_layers: int = 3
   dropout: float = 0.1          # residual, embedding and attention-weight dropout (P_drop)
   attention_dropout: float | None = None  # attention-weight dropout alone; None = `dropout`
+  relative_positions: int = 0   # K > 0: self-attention adds a learned bias of the offset clipped to [-K, K]
   max_len: int = 128            # longest source or target the positional encoding covers
   positional: str = "sinusoidal"  # or "learned"
   pre_ln: bool = False
@@ -57,6 +59,8 @@ class TransformerConfig:
       raise UsageError(f"positional must be 'sinusoidal' or 'learned', got {self.positional!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+    if self.relative_positions < 0:
+      raise UsageError(f"relative_positions must be >= 0 (0 = off), got {self.relative_positions}")
     if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
       raise UsageError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
 
@@ -96,7 +100,8 @@ class EncoderLayer(nn.Module):
   def __call__(self, x, mask, train):
     """x [B, S, D], mask [B, 1, S, S] -> [B, S, D]."""
     c = self.config
-    attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
+    attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None,
+                              relative_positions=c.relative_positions, name="self_attention")
     x = Sublayer(c.pre_ln, c.dropout, c.dtype, name="attention_block")(
         x, lambda h: attn(h, h, mask, train), train)
     ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
@@ -110,7 +115,8 @@ class DecoderLayer(nn.Module):
   def __call__(self, y, encoded, self_mask, cross_mask, train, decode):
     """y [B, T, D], encoded [B, S, D], self_mask [B, 1, T, T], cross_mask [B, 1, T, S] -> [B, T, D]."""
     c = self.config
-    self_attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None, name="self_attention")
+    self_attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None,
+                                   relative_positions=c.relative_positions, name="self_attention")
     cross_attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None,
                                     static_keys_values=True, name="cross_attention")
     ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
