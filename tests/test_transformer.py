@@ -211,6 +211,9 @@ def test_relative_position_bias_is_a_function_of_the_clipped_offset():
   weights = inter["intermediates"]["attention_weights"][0][0]  # [H, Tq, Tk]
   buckets = relative_position_buckets(jnp.arange(6), jnp.arange(6), 2)
   np.testing.assert_allclose(weights, jax.nn.softmax(jnp.transpose(table[buckets], (2, 0, 1)), -1), atol=1e-6)
+  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
+  with pytest.raises(UsageError, match="relative_positions"):
+    build_model("transformer", source_vocab_size=5, target_vocab_size=5, relative_positions=-1)
 
 
 def test_relative_positions_cached_decoding_equals_full_recomputation():
