@@ -70,6 +70,8 @@ flags.DEFINE_float("attention_dropout", None, "Transformer: dropout of the atten
                    "(default: --dropout).")
 flags.DEFINE_integer("relative_positions", 0, "Transformer: K > 0 adds a learned per-head bias of the "
                      "offset j - i clipped to [-K, K] to both self-attentions (T5); 0 = off.")
+flags.DEFINE_integer("cross_relative_positions", 0, "Transformer: K > 0 adds a learned per-head bias of "
+                     "source position j - target position i clipped to [-K, K] to encoder-decoder attention; 0 = off.")
 flags.DEFINE_enum("positional", "sinusoidal", ["sinusoidal", "learned"], "Positional encoding.")
 flags.DEFINE_bool("pre_ln", False, "Pre-LN residual blocks instead of the paper's post-LN.")
 flags.DEFINE_bool("share_target_embedding", True, "Tie target embedding and output projection.")
@@ -99,6 +101,8 @@ def config_from_flags():
     model_hparams["attention_dropout"] = FLAGS.attention_dropout
   if FLAGS.relative_positions:  # likewise
     model_hparams["relative_positions"] = FLAGS.relative_positions
+  if FLAGS.cross_relative_positions:  # likewise
+    model_hparams["cross_relative_positions"] = FLAGS.cross_relative_positions
   from seq2seq_jax.data import datasets  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   options = {

@@ -140,6 +140,30 @@ def test_beam_scores_equal_teacher_forced_scores(transformer):
       np.testing.assert_allclose(logprobs, [r.nbest[n].sum_logprob for r in results], atol=1e-4)
 
 
+def test_beam_scores_equal_teacher_forced_scores_with_relative_positions():
+  """The relative-position biases (self and encoder-decoder, random values) follow each row's
+  decoding position through beam search, where G rows share one source's keys and values."""
+  config, model = build_model("transformer", source_vocab_size=SRC_V, target_vocab_size=TGT_V,
+                              d_model=32, num_heads=2, d_ff=64, num_encoder_layers=1, num_decoder_layers=1,
+                              dropout=0.0, max_len=32, relative_positions=3, cross_relative_positions=3)
+  inputs = sources(5)
+  params = model.init(jax.random.key(3), jnp.ones((2, 5), jnp.int32), jnp.ones((2, 5), jnp.int32))["params"]
+  keys = iter(jax.random.split(jax.random.key(4), 16))
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: 2.0 * jax.random.normal(next(keys), x.shape) if "relative_bias" in str(path[-1]) else 1.5 * x,
+      params)
+  task = make_task((model, config, params), beam_size=3, nbest=3, length_penalty=0.6)
+  results = task.run(inputs)
+  for n in range(3):
+    targets = np.zeros((5, 12), np.int32)
+    for i, r in enumerate(results):
+      seq = list(r.nbest[n].tokens) + [EOS]
+      targets[i, : len(seq)] = seq
+    scores, _ = score_sequences(model, params, jnp.asarray(inputs), jnp.asarray(targets),
+                                options=task.options, bos_id=BOS, eos_id=EOS)
+    np.testing.assert_allclose(scores, [r.nbest[n].score for r in results], atol=1e-4)
+
+
 def test_beam_search_leaves_only_the_encoder_decoder_keys_values_in_place(transformer):
   """The leaves beam search does not reorder are exactly each decoder layer's cross-attention
   K and V (the same for every beam of an input), held once per input; the self-attention cache

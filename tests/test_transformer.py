@@ -216,13 +216,16 @@ def test_relative_position_bias_is_a_function_of_the_clipped_offset():
     build_model("transformer", source_vocab_size=5, target_vocab_size=5, relative_positions=-1)
 
 
-def test_relative_positions_cached_decoding_equals_full_recomputation():
-  """Decoding steps place their query at the cache index, so the bias matches teacher forcing."""
-  model = tiny(relative_positions=2, pre_ln=True)
+@pytest.mark.parametrize("kw", [dict(relative_positions=2), dict(cross_relative_positions=2)])
+def test_relative_positions_cached_decoding_equals_full_recomputation(kw):
+  """Decoding steps place their query at the cache index (self-attention) or at a position counted
+  in the cache (encoder-decoder attention), so the bias matches teacher forcing."""
+  model = tiny(pre_ln=True, **kw)
   inputs, _ = random_batch(2)
   targets = jnp.asarray(np.random.default_rng(3).integers(3, TGT_V, (3, 8)), jnp.int32)
   params = _randomize_relative_bias(init(model, inputs, targets))
-  assert sum("relative_bias" in str(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)) == 4
+  assert sum("relative_bias" in str(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)) == (
+      4 if "relative_positions" in kw else 2)
   full = model.apply({"params": params}, inputs, targets)
   tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len=8)
   previous = jnp.full((3, 1), 1, jnp.int32)

@@ -79,10 +79,12 @@ class MultiHeadAttention(nn.Module):
     search and best-of sampling keep them once per source ([B / G, ...], G rows per source): the
     G rows' queries then attend together, which reads each source's K and V once per step.
 
-  `relative_positions=K > 0` (self-attention only) adds a learned scalar per head and clipped
-  offset j - i in [-K, K] to the logits, as T5 does (Raffel et al. 2020, §2.1; Shaw et al. 2018
-  clip offsets the same way): a bias toward neighbouring positions that is the same at every
-  absolute position.  It starts at 0, so an untrained model attends as without it.
+  `relative_positions=K > 0` adds a learned scalar per head and clipped offset j - i in [-K, K]
+  to the logits, as T5 does in self-attention (Raffel et al. 2020, §2.1; Shaw et al. 2018 clip
+  offsets the same way): a bias toward neighbouring positions that is the same at every absolute
+  position.  In encoder-decoder attention the offset is that of source position j from target
+  position i (a prior on the alignment, for tasks such as G2P whose alignment is near-diagonal).
+  It starts at 0, so an untrained model attends as without it.
 
   Heads are split head-major, [B, H, T, Dh], so that the batched products over (B, H) read keys,
   values and caches in place; with [B, T, H, Dh], every decoding step copied a transposed cache
@@ -106,13 +108,15 @@ class MultiHeadAttention(nn.Module):
     project = lambda name, x: jnp.swapaxes(   # x W^Q etc., [B, T, D] -> [B, H, T, Dh]
         nn.DenseGeneral((self.num_heads, head_dim), use_bias=False, dtype=self.dtype, name=name)(x), 1, 2)
     query = project("query", queries)
+    query_start = 0
     if decode and self.static_keys_values:
       key, value = self._static_keys_values(project, keys_values)
+      if self.relative_positions:
+        query_start = self._decoding_position(queries.shape[1])
     else:
       key = project("key", keys_values)
       value = project("value", keys_values)
 
-    query_start = 0
     if decode and not self.static_keys_values:
       is_initialized = self.has_variable("cache", "cached_key")
       cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
@@ -131,6 +135,7 @@ class MultiHeadAttention(nn.Module):
     group = query.shape[0] // key.shape[0]  # > 1: several query rows share one source's K, V
     if group > 1:
       query, mask = group_rows(query, group), None if mask is None else group_rows(mask, group)
+      bias = None if bias is None else jnp.tile(bias, (1, 1, group, 1))  # the same positions in each row
     weights = dot_product_weights(query, key, mask, bias)
     self.sow("intermediates", "attention_weights", ungroup_rows(weights, group) if group > 1 else weights)
     weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
@@ -143,8 +148,6 @@ class MultiHeadAttention(nn.Module):
     Queries sit at positions query_start.. (the cache index while decoding), keys at 0..Tk-1."""
     if not self.relative_positions:
       return None
-    if self.static_keys_values:
-      raise ValueError("relative_positions is for self-attention; encoder-decoder positions are unrelated")
     table = self.param("relative_bias", nn.initializers.zeros,
                        (2 * self.relative_positions + 1, self.num_heads))   # [2K + 1, H]
     buckets = relative_position_buckets(query_start + jnp.arange(query_length), jnp.arange(key_length),
@@ -153,6 +156,16 @@ class MultiHeadAttention(nn.Module):
     # gather's is a scatter-add, which XLA's CPU backend runs element by element.
     one_hot = jax.nn.one_hot(buckets, table.shape[0], dtype=table.dtype)   # [Tq, Tk, 2K + 1]
     return jnp.einsum("qkr,rh->hqk", one_hot, table)[None]
+
+  def _decoding_position(self, length):
+    """Encoder-decoder attention with relative positions: the position of this decoding step's
+    first query, counted in the `cache` collection as the decoder's positional encoding counts."""
+    is_initialized = self.has_variable("cache", "query_position")
+    position = self.variable("cache", "query_position", lambda: jnp.array(0, jnp.int32))
+    start = position.value
+    if is_initialized:
+      position.value = start + length
+    return start
 
   def _static_keys_values(self, project, keys_values):
     """K = keys_values W^K and V = keys_values W^V [Bs, H, Tk, Dh]: projected by the call that

@@ -5,7 +5,9 @@ LayerNorm(x + Dropout(Sublayer(x))) (post-LN, the paper) or x + Dropout(Sublayer
 (pre-LN, `pre_ln=True`, with a final LayerNorm).  Decoder (§3.1): N layers of [masked
 self-attention, encoder-decoder attention, feed-forward].  Embeddings are scaled by sqrt(d_model)
 and summed with positional encodings (§3.4-3.5), to which `relative_positions` adds a learned
-bias of the clipped offset in both self-attentions (T5's scheme, beyond the paper); the target embedding may be shared with the
+bias of the clipped offset in both self-attentions (T5's scheme, beyond the paper) and
+`cross_relative_positions` one of source position minus target position in encoder-decoder
+attention (an alignment prior, also beyond the paper); the target embedding may be shared with the
 pre-softmax projection (§3.4).
 
 Shapes: inputs [B, S], targets [B, T] int32 with pad 0; encoded [B, S, D]; logits [B, T, V].
@@ -39,6 +41,7 @@ class TransformerConfig:
   dropout: float = 0.1          # residual, embedding and attention-weight dropout (P_drop)
   attention_dropout: float | None = None  # attention-weight dropout alone; None = `dropout`
   relative_positions: int = 0   # K > 0: self-attention adds a learned bias of the offset clipped to [-K, K]
+  cross_relative_positions: int = 0  # K > 0: the same in encoder-decoder attention (source j - target i)
   max_len: int = 128            # longest source or target the positional encoding covers
   positional: str = "sinusoidal"  # or "learned"
   pre_ln: bool = False
@@ -59,8 +62,9 @@ class TransformerConfig:
       raise UsageError(f"positional must be 'sinusoidal' or 'learned', got {self.positional!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
-    if self.relative_positions < 0:
-      raise UsageError(f"relative_positions must be >= 0 (0 = off), got {self.relative_positions}")
+    for name in ("relative_positions", "cross_relative_positions"):
+      if getattr(self, name) < 0:
+        raise UsageError(f"{name} must be >= 0 (0 = off), got {getattr(self, name)}")
     if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
       raise UsageError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
 
@@ -118,7 +122,8 @@ class DecoderLayer(nn.Module):
     self_attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None,
                                    relative_positions=c.relative_positions, name="self_attention")
     cross_attn = MultiHeadAttention(c.num_heads, c.attention_weight_dropout, dtype=c.dtype, head_dim=c.key_size or None,
-                                    static_keys_values=True, name="cross_attention")
+                                    static_keys_values=True, relative_positions=c.cross_relative_positions,
+                                    name="cross_attention")
     ffn = FeedForward(c.d_ff, activation=c.activation, dtype=c.dtype, name="feed_forward")
     y = Sublayer(c.pre_ln, c.dropout, c.dtype, name="self_attention_block")(
         y, lambda h: self_attn(h, h, self_mask, train, decode), train)
