@@ -37,15 +37,20 @@ class Translator:
   max_source_length: int
 
   @classmethod
-  def from_workdir(cls, workdir: str) -> "Translator":
-    """Loads the vocabularies, the model recorded in config.json and the latest checkpoint's params."""
+  def from_workdir(cls, workdir: str, step: int | None = None) -> "Translator":
+    """Loads the vocabularies, the model recorded in config.json and the params of checkpoint
+    `step` (default: the latest)."""
     config, source_vocab, target_vocab = loop.load_workdir(workdir)
     model_config, model = models.build_model(config["model"], source_vocab_size=source_vocab.size,
                                   target_vocab_size=target_vocab.size, **config["model_hparams"])
     manager = loop.checkpoint_manager(workdir)
-    step = manager.latest_step()
     if step is None:
-      raise UsageError(f"{workdir} has no checkpoint yet; train first")
+      step = manager.latest_step()
+      if step is None:
+        raise UsageError(f"{workdir} has no checkpoint yet; train first")
+    elif step not in manager.all_steps():
+      saved = ", ".join(map(str, manager.all_steps())) or "none"
+      raise UsageError(f"{workdir} has no checkpoint of step {step}; saved steps: {saved}")
     return cls(model, model_config, restore_params(manager, step), source_vocab, target_vocab,
                tuple(config["buckets"]), step, config["max_source_length"])
 

@@ -79,6 +79,14 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
   for beam_line, score_line in zip(printed, scored):
     assert abs(float(beam_line.split("\t")[2]) - float(score_line.split("\t")[2])) < 1e-4
 
+  # experiments.evaluate of an earlier saved checkpoint; a step that was not kept is named as such.
+  evaluated = json.loads(run("evaluate", f"--workdir={killed}", "--step=30", "--max_examples=16",
+                             "--beam_size=0").stdout.splitlines()[-1])
+  assert evaluated["step"] == 30 and evaluated["examples"] == 16
+  missing = run("evaluate", f"--workdir={killed}", "--step=7", "--max_examples=16", check=False)
+  assert missing.returncode != 0 and "Traceback" not in missing.stderr
+  assert "no checkpoint of step 7; saved steps: 30, 40" in missing.stderr.strip().splitlines()[-1]
+
   # Sentence embeddings: one vector per line, the same whatever the batch size.
   import numpy as np  # pylint: disable=g-import-not-at-top
   for batch_size in (1, 256):
