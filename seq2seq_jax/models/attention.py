@@ -152,10 +152,7 @@ class MultiHeadAttention(nn.Module):
                        (2 * self.relative_positions + 1, self.num_heads))   # [2K + 1, H]
     buckets = relative_position_buckets(query_start + jnp.arange(query_length), jnp.arange(key_length),
                                         self.relative_positions)
-    # table[buckets] as a product with one-hot rows: its gradient is a product too, where the
-    # gather's is a scatter-add, which XLA's CPU backend runs element by element.
-    one_hot = jax.nn.one_hot(buckets, table.shape[0], dtype=table.dtype)   # [Tq, Tk, 2K + 1]
-    return jnp.einsum("qkr,rh->hqk", one_hot, table)[None]
+    return jnp.transpose(table[buckets], (2, 0, 1))[None]
 
   def _decoding_position(self, length):
     """Encoder-decoder attention with relative positions: the position of this decoding step's
