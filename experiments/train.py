@@ -30,6 +30,8 @@ flags.DEFINE_bool("shared_vocab", False, "One SentencePiece vocabulary for sourc
 flags.DEFINE_integer("num_train_steps", 1200, "Optimizer steps.")
 flags.DEFINE_integer("eval_every_steps", 600, "Validation (loss; WER/PER with the decoding flags) every N steps.")
 flags.DEFINE_integer("checkpoint_every_steps", 500, "Checkpoint every N steps (and at the end).")
+flags.DEFINE_integer("keep_checkpoints", 2, "Keep the latest N checkpoints (older ones are deleted); "
+                     "more lets `experiments.evaluate --step` evaluate earlier steps of the run.")
 flags.DEFINE_integer("log_every_steps", 50, "Training metrics every N steps.")
 flags.DEFINE_integer("batch_size", 256, "Global batch size (split over all devices).")
 flags.DEFINE_integer("max_tokens", 0, "Token budget per global batch (rows x bucket length, as fairseq); "
@@ -121,6 +123,7 @@ def config_from_flags():
       buckets=buckets, max_source_length=FLAGS.max_source_length, max_target_length=FLAGS.max_target_length,
       model_hparams=model_hparams, batch_size=FLAGS.batch_size, num_train_steps=FLAGS.num_train_steps,
       eval_every_steps=FLAGS.eval_every_steps, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+      keep_checkpoints=FLAGS.keep_checkpoints,
       log_every_steps=FLAGS.log_every_steps, seed=FLAGS.seed, schedule=FLAGS.schedule,
       learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps,
       grad_clip_norm=FLAGS.grad_clip_norm, label_smoothing=FLAGS.label_smoothing,

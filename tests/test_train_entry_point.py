@@ -128,6 +128,7 @@ def test_a_run_on_two_devices_decodes_on_one(tmp_path, data_dir):
     ("--dataset=nope", "unknown dataset 'nope'"),
     ("--num_train_steps=0", "--num_train_steps must be a positive integer"),
     ("--num_train_steps=-5", "--num_train_steps must be a positive integer"),
+    ("--keep_checkpoints=0", "--keep_checkpoints must be a positive integer"),
     ("--num_heads=3", "d_model=32 must be divisible by num_heads=3"),
 ])
 def test_bad_flags_give_one_clear_line(tmp_path, flag, message):
