@@ -122,22 +122,26 @@ def test_result_does_not_depend_on_the_batch(transformer, options):
     assert alone.sum_logprob == pytest.approx(together[i].sum_logprob, abs=1e-4)
 
 
+def assert_nbest_scores_are_teacher_forced_scores(model, params, inputs, task):
+  """Every n-best hypothesis of `task` scores, teacher-forced, what beam search said it scored."""
+  results = task.run(inputs)
+  for n in range(task.options.nbest):
+    targets = np.zeros((len(inputs), 12), np.int32)
+    for i, r in enumerate(results):
+      seq = list(r.nbest[n].tokens) + [EOS]
+      targets[i, : len(seq)] = seq
+    scores, logprobs = score_sequences(model, params, jnp.asarray(inputs), jnp.asarray(targets),
+                                       options=task.options, bos_id=BOS, eos_id=EOS)
+    np.testing.assert_allclose(scores, [r.nbest[n].score for r in results], atol=1e-4)
+    np.testing.assert_allclose(logprobs, [r.nbest[n].sum_logprob for r in results], atol=1e-4)
+
+
 def test_beam_scores_equal_teacher_forced_scores(transformer):
   model, _, params = transformer
-  inputs = sources(5)
   for length_penalty in (None, 0.6):
     task = make_task(transformer, beam_size=3, nbest=3, length_penalty=length_penalty, min_len=1,
                      no_repeat_ngram_size=3)
-    results = task.run(inputs)
-    for n in range(3):
-      targets = np.zeros((5, 12), np.int32)
-      for i, r in enumerate(results):
-        seq = list(r.nbest[n].tokens) + [EOS]
-        targets[i, : len(seq)] = seq
-      scores, logprobs = score_sequences(model, params, jnp.asarray(inputs), jnp.asarray(targets),
-                                         options=task.options, bos_id=BOS, eos_id=EOS)
-      np.testing.assert_allclose(scores, [r.nbest[n].score for r in results], atol=1e-4)
-      np.testing.assert_allclose(logprobs, [r.nbest[n].sum_logprob for r in results], atol=1e-4)
+    assert_nbest_scores_are_teacher_forced_scores(model, params, sources(5), task)
 
 
 def test_beam_scores_equal_teacher_forced_scores_with_relative_positions():
@@ -153,15 +157,7 @@ def test_beam_scores_equal_teacher_forced_scores_with_relative_positions():
       lambda path, x: 2.0 * jax.random.normal(next(keys), x.shape) if "relative_bias" in str(path[-1]) else 1.5 * x,
       params)
   task = make_task((model, config, params), beam_size=3, nbest=3, length_penalty=0.6)
-  results = task.run(inputs)
-  for n in range(3):
-    targets = np.zeros((5, 12), np.int32)
-    for i, r in enumerate(results):
-      seq = list(r.nbest[n].tokens) + [EOS]
-      targets[i, : len(seq)] = seq
-    scores, _ = score_sequences(model, params, jnp.asarray(inputs), jnp.asarray(targets),
-                                options=task.options, bos_id=BOS, eos_id=EOS)
-    np.testing.assert_allclose(scores, [r.nbest[n].score for r in results], atol=1e-4)
+  assert_nbest_scores_are_teacher_forced_scores(model, params, inputs, task)
 
 
 def test_beam_search_leaves_only_the_encoder_decoder_keys_values_in_place(transformer):

@@ -79,20 +79,25 @@ def test_causal_mask_hides_future_targets(pre_ln):
   assert float(jnp.max(jnp.abs(logits[0, 4:] - logits2[0, 4:]))) > 1e-4  # and later ones do
 
 
+def assert_cached_decoding_equals_full_recomputation(model, params, inputs, targets):
+  """Feeding targets [B, T] one step at a time through the cache gives the teacher-forced logits."""
+  full = model.apply({"params": params}, inputs, targets)  # [B, T, V], decoder input = BOS + y[:-1]
+  tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len=targets.shape[1])
+  previous = jnp.full((targets.shape[0], 1), 1, jnp.int32)
+  for t in range(targets.shape[1]):
+    logits, cache = tokens_to_logits(previous, cache)
+    np.testing.assert_allclose(logits, full[:, t], atol=1e-5, rtol=1e-5)
+    previous = targets[:, t:t + 1]
+  return full
+
+
 @pytest.mark.parametrize("kw", [dict(), dict(pre_ln=True), dict(positional="learned"),
                                 dict(share_target_embedding=False)])
 def test_cached_decoding_equals_full_recomputation(kw):
   model = tiny(**kw)
   inputs, _ = random_batch(2)
   targets = jnp.asarray(np.random.default_rng(3).integers(3, TGT_V, (3, 8)), jnp.int32)
-  params = init(model, inputs, targets)
-  full = model.apply({"params": params}, inputs, targets)  # [B, T, V], decoder input = BOS + y[:-1]
-  tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len=8)
-  previous = jnp.full((3, 1), 1, jnp.int32)
-  for t in range(8):
-    logits, cache = tokens_to_logits(previous, cache)
-    np.testing.assert_allclose(logits, full[:, t], atol=1e-5, rtol=1e-5)
-    previous = targets[:, t:t + 1]
+  assert_cached_decoding_equals_full_recomputation(model, init(model, inputs, targets), inputs, targets)
 
 
 def test_cross_attention_keys_values_are_projected_once_when_the_cache_is_created():
@@ -226,13 +231,7 @@ def test_relative_positions_cached_decoding_equals_full_recomputation(kw):
   params = _randomize_relative_bias(init(model, inputs, targets))
   assert sum("relative_bias" in str(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)) == (
       4 if "relative_positions" in kw else 2)
-  full = model.apply({"params": params}, inputs, targets)
-  tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len=8)
-  previous = jnp.full((3, 1), 1, jnp.int32)
-  for t in range(8):
-    logits, cache = tokens_to_logits(previous, cache)
-    np.testing.assert_allclose(logits, full[:, t], atol=1e-5, rtol=1e-5)
-    previous = targets[:, t:t + 1]
+  full = assert_cached_decoding_equals_full_recomputation(model, params, inputs, targets)
   zeroed = jax.tree_util.tree_map_with_path(
       lambda path, x: jnp.zeros_like(x) if "relative_bias" in str(path[-1]) else x, params)
   assert not np.allclose(full, model.apply({"params": zeroed}, inputs, targets), atol=1e-3)  # the bias counts
