@@ -6,7 +6,8 @@ r"""Benchmarks on random weights and random tokens, one JSON line on stdout.
   python -m experiments.bench train --config=base
 
 Dimensions match the PyTorch peer kit (shared/peers/README.md): `small` = vocab 8000, d_model 256,
-4 heads, d_ff 1024, 3+3 layers; `base` = vocab 32000, d_model 512, 8 heads, d_ff 2048, 6+6 layers.
+4 heads, d_ff 1024, 3+3 layers; `base` = vocab 32000, d_model 512, 8 heads, d_ff 2048, 6+6 layers;
+one embedding shared by source, target and output projection, as the peer's (`--share_embeddings`).
 Train: the production step (`parallel.data_parallel(step.train_step)` over all devices, state
 donated) on random [B, L] sources and targets in [2, V) (no padding: B*L target tokens a step),
 small B 64, L 32, base B 16, L 64, dropout 0.1, label smoothing 0.1, Adam(0.9, 0.98, 1e-9); every
@@ -42,6 +43,8 @@ flags.DEFINE_integer("warmup", 3, "train: untimed steps after compiling.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "train: activation/matmul dtype.")
 flags.DEFINE_integer("grad_accum_steps", 1, "train: microbatches per step.")
 flags.DEFINE_float("dropout", 0.1, "train: dropout rate (the peer's is 0.1).")
+flags.DEFINE_bool("share_embeddings", True, "One embedding for source, target and output projection, "
+                  "as the peer's model (Vaswani et al. 2017 §3.4); false: a separate source embedding.")
 flags.DEFINE_string("profile_dir", None, "Write a jax.profiler trace here (train: the pipelined steps; decode: the timed calls).")
 
 CONFIGS = {
@@ -83,7 +86,8 @@ def bench_train():
   _, model = build_model("transformer", source_vocab_size=vocab, target_vocab_size=vocab,
                          d_model=c["d_model"], num_heads=c["num_heads"], d_ff=c["d_ff"],
                          num_encoder_layers=c["layers"], num_decoder_layers=c["layers"],
-                         dropout=FLAGS.dropout, max_len=max(128, length), dtype=FLAGS.dtype)
+                         dropout=FLAGS.dropout, max_len=max(128, length), dtype=FLAGS.dtype,
+                         share_embeddings=FLAGS.share_embeddings)
   mesh = parallel.make_mesh()
   init_key, dropout_key = jax.random.split(jax.random.key(0, impl="rbg"))
   state = state_lib.create_train_state(model, init_key, (batch, length), (batch, length),
@@ -128,13 +132,15 @@ def bench_train():
   elapsed = sum(times)
   flops = peer_train_flops(params, vocab, c["d_model"], c["layers"], batch, length, length)
   n_params = state_lib.parameter_count(params)
-  embedding = sum(params[k]["table"]["embedding"].size for k in ("source_embedding", "target_embedding"))
+  embedding = sum(params[k]["table"]["embedding"].size for k in ("source_embedding", "target_embedding")
+                  if k in params)
   return {
       "bench": "train", "config": FLAGS.config, "framework": "jax", "jax": jax.__version__,
       "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
       "devices": jax.device_count(), "dtype": FLAGS.dtype, "grad_accum_steps": FLAGS.grad_accum_steps,
       "batch": batch, "src_len": length, "tgt_len": length, "vocab": vocab, "d_model": c["d_model"],
-      "layers": [c["layers"], c["layers"]], "dropout": FLAGS.dropout, "params": n_params,
+      "layers": [c["layers"], c["layers"]], "dropout": FLAGS.dropout,
+      "share_embeddings": FLAGS.share_embeddings, "params": n_params,
       "embedding_params": embedding, "non_embedding_params": n_params - embedding,
       "warmup_steps": FLAGS.warmup, "timed_steps": steps, "compile_s": compile_s,
       "first_step_s": first_step_s, "steps_per_s": steps / elapsed,
@@ -160,7 +166,7 @@ def bench_decode():
   config, model = build_model("transformer", source_vocab_size=c["vocab"], target_vocab_size=c["vocab"],
                               d_model=c["d_model"], num_heads=c["num_heads"], d_ff=c["d_ff"],
                               num_encoder_layers=c["layers"], num_decoder_layers=c["layers"],
-                              dropout=0.0, max_len=256)
+                              dropout=0.0, max_len=256, share_embeddings=FLAGS.share_embeddings)
   inputs = np.random.default_rng(0).integers(3, c["vocab"], (FLAGS.batch_size, n)).astype(np.int32)
   params = jax.jit(lambda: model.init(jax.random.key(0), inputs[:1], inputs[:1])["params"])()
   options = DecodingOptions(beam_size=FLAGS.beam_size or None, min_len=n, max_len_a=0.0,

@@ -77,6 +77,8 @@ flags.DEFINE_integer("cross_relative_positions", 0, "Transformer: K > 0 adds a l
 flags.DEFINE_enum("positional", "sinusoidal", ["sinusoidal", "learned"], "Positional encoding.")
 flags.DEFINE_bool("pre_ln", False, "Pre-LN residual blocks instead of the paper's post-LN.")
 flags.DEFINE_bool("share_target_embedding", True, "Tie target embedding and output projection.")
+flags.DEFINE_bool("share_embeddings", False, "Transformer: one table for source, target and output "
+                  "projection (Vaswani et al. §3.4); needs a vocabulary shared by both sides.")
 # RNN families (rnn_seq2seq, rnn_attention).
 flags.DEFINE_enum("rnn_cell", "lstm", ["lstm", "gru"], "Recurrent cell.")
 flags.DEFINE_integer("hidden_size", 256, "RNN hidden size.")
@@ -105,6 +107,8 @@ def config_from_flags():
     model_hparams["relative_positions"] = FLAGS.relative_positions
   if FLAGS.cross_relative_positions:  # likewise
     model_hparams["cross_relative_positions"] = FLAGS.cross_relative_positions
+  if FLAGS.share_embeddings:  # likewise
+    model_hparams["share_embeddings"] = True
   from seq2seq_jax.data import datasets  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   options = {

@@ -79,6 +79,16 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
   for beam_line, score_line in zip(printed, scored):
     assert abs(float(beam_line.split("\t")[2]) - float(score_line.split("\t")[2])) < 1e-4
 
+
+
+@pytest.mark.slow
+def test_evaluate_embed_and_bad_inputs_on_a_workdir(tmp_path, data_dir):
+  """The other tools on a trained workdir (slow: nine processes; about 40 s)."""
+  killed = str(tmp_path / "w")
+  run("train", *train_flags(killed, data_dir))
+  words = tmp_path / "words.txt"
+  words.write_text("hello\nworld\nabc\n")
+
   # experiments.evaluate of an earlier saved checkpoint; a step that was not kept is named as such.
   evaluated = json.loads(run("evaluate", f"--workdir={killed}", "--step=30", "--max_examples=16",
                              "--beam_size=0").stdout.splitlines()[-1])

@@ -235,3 +235,32 @@ def test_relative_positions_cached_decoding_equals_full_recomputation(kw):
   zeroed = jax.tree_util.tree_map_with_path(
       lambda path, x: jnp.zeros_like(x) if "relative_bias" in str(path[-1]) else x, params)
   assert not np.allclose(full, model.apply({"params": zeroed}, inputs, targets), atol=1e-3)  # the bias counts
+
+
+def test_share_embeddings_uses_one_table_for_source_target_and_output():
+  """`share_embeddings` (§3.4): the encoder embeds the source with the target table, the logits are
+  y E^T of the same table, and its gradient gathers contributions from both sides."""
+  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
+  _, model = build_model("transformer", source_vocab_size=TGT_V, target_vocab_size=TGT_V, d_model=32,
+                         num_heads=4, d_ff=64, num_encoder_layers=1, num_decoder_layers=1, dropout=0.0,
+                         share_embeddings=True)
+  inputs, targets = random_batch(5)
+  inputs = jnp.minimum(inputs, TGT_V - 1)
+  params = init(model, inputs, targets)
+  assert "source_embedding" not in params
+  table = params["target_embedding"]["table"]["embedding"]
+  encoded = model.apply({"params": params}, inputs, method=model.encode)
+  changed = jax.tree.map(lambda x: x, params)
+  changed["target_embedding"]["table"]["embedding"] = table.at[int(inputs[0, 0])].add(1.0)
+  assert not np.allclose(encoded[0], model.apply({"params": changed}, inputs, method=model.encode)[0])
+  # A token that occurs only in the source still gets a gradient through the shared table.
+  only_source = 3
+  targets = jnp.where(targets == only_source, 4, targets)
+  inputs = inputs.at[0, 0].set(only_source)
+  loss = lambda p: jnp.sum(model.apply({"params": p}, inputs, targets)[..., 5])  # logit 5 only
+  grad = jax.grad(loss)(params)["target_embedding"]["table"]["embedding"]
+  assert np.any(np.asarray(grad[only_source]) != 0)
+  unpadded = jnp.asarray(np.random.default_rng(3).integers(3, TGT_V, (3, 8)), jnp.int32)
+  assert_cached_decoding_equals_full_recomputation(model, params, inputs, unpadded)
+  with pytest.raises(UsageError, match="share_embeddings needs one vocabulary"):
+    build_model("transformer", source_vocab_size=SRC_V, target_vocab_size=TGT_V, share_embeddings=True)

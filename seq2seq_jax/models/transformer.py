@@ -8,7 +8,9 @@ and summed with positional encodings (§3.4-3.5), to which `relative_positions` 
 bias of the clipped offset in both self-attentions (T5's scheme, beyond the paper) and
 `cross_relative_positions` one of source position minus target position in encoder-decoder
 attention (an alignment prior, also beyond the paper); the target embedding may be shared with the
-pre-softmax projection (§3.4).
+pre-softmax projection, and with a vocabulary common to both sides the source embedding too: the
+paper's "same weight matrix between the two embedding layers and the pre-softmax linear
+transformation" (§3.4, `share_embeddings`).
 
 Shapes: inputs [B, S], targets [B, T] int32 with pad 0; encoded [B, S, D]; logits [B, T, V].
 `dtype="bfloat16"` computes activations and matmuls in bfloat16 (logits too); parameters stay
@@ -46,6 +48,7 @@ class TransformerConfig:
   positional: str = "sinusoidal"  # or "learned"
   pre_ln: bool = False
   share_target_embedding: bool = True  # tie target embedding and output projection
+  share_embeddings: bool = False  # one table for source, target and output (§3.4); needs one vocabulary
   activation: str = "relu"
   bos_id: int = 1
   pad_id: int = 0
@@ -65,6 +68,12 @@ class TransformerConfig:
     for name in ("relative_positions", "cross_relative_positions"):
       if getattr(self, name) < 0:
         raise UsageError(f"{name} must be >= 0 (0 = off), got {getattr(self, name)}")
+    if self.share_embeddings and self.source_vocab_size != self.target_vocab_size:
+      raise UsageError(f"share_embeddings needs one vocabulary for source and target, got sizes "
+                       f"{self.source_vocab_size} and {self.target_vocab_size}; drop --share_embeddings")
+    if self.share_embeddings and not self.share_target_embedding:
+      raise UsageError("share_embeddings ties the output projection too; it cannot be combined with "
+                       "share_target_embedding=False")
     if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
       raise UsageError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
 
@@ -138,8 +147,9 @@ class Transformer(nn.Module):
 
   def setup(self):
     c = self.config
-    self.source_embedding = TokenEmbedding(c.source_vocab_size, c.d_model, dtype=c.dtype)
     self.target_embedding = TokenEmbedding(c.target_vocab_size, c.d_model, dtype=c.dtype)
+    self.source_embedding = (self.target_embedding if c.share_embeddings else
+                             TokenEmbedding(c.source_vocab_size, c.d_model, dtype=c.dtype))
     self.positional = PositionalEncoding(c.max_len, c.positional, name="source_positions")
     self.target_positional = PositionalEncoding(c.max_len, c.positional, name="target_positions")
     self.encoder_layers = [EncoderLayer(c, name=f"encoder_{i}") for i in range(c.num_encoder_layers)]
