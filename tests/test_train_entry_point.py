@@ -13,7 +13,8 @@ from conftest import REPO
 
 TINY = ["--d_model=32", "--num_heads=2", "--d_ff=64", "--num_layers=1", "--batch_size=64",
         "--eval_batch_size=256", "--max_eval_examples=64", "--max_test_examples=256",
-        "--log_every_steps=5", "--warmup_steps=10"]
+        "--log_every_steps=5", "--warmup_steps=10",
+        "--length_buckets=32"]  # one bucket: one compile of each step
 
 
 def command(module, *flags):
