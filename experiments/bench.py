@@ -21,7 +21,8 @@ compiling the step ahead of time.
 Decode: a random [batch, decode_len] source without pad/EOS; every output has exactly decode_len
 tokens (EOS suppressed until then, as the peer's min_new_tokens), then EOS.  With several devices
 (e.g. XLA_FLAGS=--xla_force_host_platform_device_count=2) the batch is decoded data-parallel,
-as `experiments.decode` does.  `compile_s` is the first call minus the median of the timed calls.
+as `experiments.decode` does, with the same XLA option (`experiments/decoding_xla_flags.py`).
+`compile_s` is the first call minus the median of the timed calls.
 """
 
 import json
@@ -155,6 +156,8 @@ def bench_train():
 
 
 def bench_decode():
+  from experiments.decoding_xla_flags import use_decoding_xla_flags  # pylint: disable=g-import-not-at-top
+  use_decoding_xla_flags()  # as experiments.decode; before the first JAX computation
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.decoding.task import (DecodingOptions, decode_batch,  # pylint: disable=g-import-not-at-top

@@ -22,7 +22,7 @@ import sys
 
 from absl import app, flags, logging
 
-from experiments import decoding_flags
+from experiments import decoding_flags, decoding_xla_flags
 
 FLAGS = flags.FLAGS
 
@@ -99,6 +99,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)
+  decoding_xla_flags.use_decoding_xla_flags()  # before the first JAX computation
   from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   from seq2seq_jax.translator import Translator  # pylint: disable=g-import-not-at-top
   try:

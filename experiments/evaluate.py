@@ -12,7 +12,7 @@ import time
 
 from absl import app, flags, logging
 
-from experiments import decoding_flags
+from experiments import decoding_flags, decoding_xla_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir.", required=True)
@@ -30,6 +30,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)
+  decoding_xla_flags.use_decoding_xla_flags()  # before the first JAX computation
   import dataclasses  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top

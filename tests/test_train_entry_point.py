@@ -149,3 +149,16 @@ def test_bad_flags_give_one_clear_line(tmp_path, flag, message):
   assert "Traceback" not in proc.stderr
   assert message in proc.stderr.strip().splitlines()[-1]
   assert not workdir.exists()
+
+
+def test_decoding_entry_points_turn_off_the_concurrency_scheduler_unless_told_otherwise():
+  from experiments.decoding_xla_flags import DECODING_XLA_FLAG, use_decoding_xla_flags  # pylint: disable=g-import-not-at-top
+  env = {}
+  use_decoding_xla_flags(env)
+  assert env["XLA_FLAGS"] == DECODING_XLA_FLAG
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  use_decoding_xla_flags(env)
+  assert env["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=2 {DECODING_XLA_FLAG}"
+  mine = {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}
+  use_decoding_xla_flags(mine)
+  assert mine["XLA_FLAGS"] == "--xla_cpu_enable_concurrency_optimized_scheduler=true"
