@@ -141,6 +141,7 @@ def test_a_run_on_two_devices_decodes_on_one(tmp_path, data_dir):
     ("--num_train_steps=-5", "--num_train_steps must be a positive integer"),
     ("--keep_checkpoints=0", "--keep_checkpoints must be a positive integer"),
     ("--num_heads=3", "d_model=32 must be divisible by num_heads=3"),
+    ("--share_embeddings", "--share_embeddings ties source and target tokens with the same id: it needs"),
 ])
 def test_bad_flags_give_one_clear_line(tmp_path, flag, message):
   workdir = tmp_path / "w"

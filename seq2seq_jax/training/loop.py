@@ -95,6 +95,9 @@ def validate(config: TrainConfig) -> None:
     raise UsageError(f"--length_buckets must be increasing positive lengths, got {config.buckets}")
   if config.max_tokens < 0 or config.vocab_size < 0:
     raise UsageError("--max_tokens and --vocab_size must be >= 0")
+  if config.model_hparams.get("share_embeddings") and not config.shared_vocab:
+    raise UsageError("--share_embeddings ties source and target tokens with the same id: it needs "
+                     "--shared_vocab (one SentencePiece vocabulary for both sides)")
   if config.schedule not in state_lib.SCHEDULES:
     raise UsageError(f"unknown --schedule={config.schedule!r}; choose one of: {', '.join(state_lib.SCHEDULES)}")
 
