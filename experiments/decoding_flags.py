@@ -43,4 +43,3 @@ def options_from_flags(target_vocab):
       prefix=tuple(target_vocab.encode(FLAGS.prefix)), prompt=tuple(target_vocab.encode(FLAGS.prompt)),
       compression_ratio_threshold=FLAGS.compression_ratio_threshold,
       logprob_threshold=FLAGS.logprob_threshold)
-

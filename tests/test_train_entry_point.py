@@ -81,10 +81,9 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
     assert abs(float(beam_line.split("\t")[2]) - float(score_line.split("\t")[2])) < 1e-4
 
 
-
 @pytest.mark.slow
 def test_evaluate_embed_and_bad_inputs_on_a_workdir(tmp_path, data_dir):
-  """The other tools on a trained workdir (slow: nine processes; about 40 s)."""
+  """The other tools on a trained workdir (slow: eight processes; about 40 s)."""
   killed = str(tmp_path / "w")
   run("train", *train_flags(killed, data_dir))
   words = tmp_path / "words.txt"
