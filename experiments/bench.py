@@ -19,9 +19,10 @@ forward, dense weight matrices + tied output projection + full attention); `xla_
 is XLA's own cost analysis of the compiled step, for reference.  `compile_s` is lowering plus
 compiling the step ahead of time.
 Decode: a random [batch, decode_len] source without pad/EOS; every output has exactly decode_len
-tokens (EOS suppressed until then, as the peer's min_new_tokens), then EOS.  With several devices
-(e.g. XLA_FLAGS=--xla_force_host_platform_device_count=2) the batch is decoded data-parallel,
-as `experiments.decode` does, with the same XLA option (`experiments/decoding_xla_flags.py`).
+tokens (EOS suppressed until then, as the peer's min_new_tokens), then EOS.  It runs with the XLA
+options of `experiments.decode` (`experiments/decoding_xla_flags.py`): on CPU, unless XLA_FLAGS
+sets the device count (e.g. `--xla_force_host_platform_device_count=1`), one host device per
+core, over which the batch is decoded data-parallel, as `experiments.decode` does.
 `compile_s` is the first call minus the median of the timed calls.
 """
 

@@ -1,22 +1,40 @@
-"""The XLA option the decoding entry points (decode, evaluate, bench decode) run with."""
+"""The XLA options the decoding entry points (decode, evaluate, bench decode) run with."""
 
 import os
 
+SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
-DECODING_XLA_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+def decoding_xla_flags(current: str, cores: int) -> str:
+  """XLA_FLAGS for a decoding process, given the user's `current` XLA_FLAGS and the `cores` it may use.
+
+  - The CPU's cores become host devices, one thread each (`--xla_force_host_platform_device_count=
+    cores --xla_cpu_multi_thread_eigen=false`), unless `current` sets the device count: decoding
+    then splits each batch over them (`DecodingTask` with a mesh), with the same results as on one
+    device.  A decoding step is many small ops, which one device runs poorly on several threads:
+    on 2 cores the `small` benchmark decodes 1.4x (greedy and beam 4) faster on two host devices
+    than on one two-threaded device (README, "Decoding speed").  Only the CPU platform is
+    affected: on a GPU or TPU machine the accelerators remain JAX's devices.
+  - XLA:CPU's concurrency-optimised scheduler (on by default) is turned off, unless `current`
+    sets it: it orders the many small ops of a decoding step for overlap, and without it beam 4
+    on the `small` benchmark (two host devices) ran faster in each of 10 interleaved pairs (median
+    13%, 5-16%; greedy: no difference; training: no gain, so experiments.train keeps XLA's
+    defaults).  It changes the order of the compiled ops only: beam-search outputs were
+    bit-identical with and without it.
+  XLA reads both from XLA_FLAGS only (a per-compilation `compiler_options` entry for the scheduler
+  is accepted but not used).
+  """
+  flags = current.split()
+  if "xla_force_host_platform_device_count" not in current:
+    flags.append(f"--xla_force_host_platform_device_count={cores}")
+    if "xla_cpu_multi_thread_eigen" not in current:
+      flags.append("--xla_cpu_multi_thread_eigen=false")
+  if "xla_cpu_enable_concurrency_optimized_scheduler" not in current:
+    flags.append(SCHEDULER_FLAG)
+  return " ".join(flags)
 
 
 def use_decoding_xla_flags(environ=os.environ):
-  """Adds `DECODING_XLA_FLAG` to XLA_FLAGS unless the option is already set there.
-
-  On CPU, XLA's concurrency-optimised scheduler (on by default) orders the many small ops of a
-  decoding step for overlap; without it beam 4 on the `small` benchmark (two host devices) ran
-  faster in each of 10 interleaved pairs (median 13%, 5-16%; greedy: no difference; training: no
-  gain, so experiments.train keeps XLA's default).  XLA reads the option from XLA_FLAGS only (a
-  per-compilation `compiler_options` entry is accepted but not used), so a decoding entry point
-  calls this before its first JAX computation.  It changes the order of the compiled ops only:
-  beam-search outputs were bit-identical with and without it.
-  """
-  current = environ.get("XLA_FLAGS", "")
-  if "xla_cpu_enable_concurrency_optimized_scheduler" not in current:
-    environ["XLA_FLAGS"] = f"{current} {DECODING_XLA_FLAG}".strip()
+  """Sets XLA_FLAGS in `environ` to `decoding_xla_flags(...)` for the cores this process may run
+  on.  Call before the first JAX computation (XLA reads the flags once)."""
+  environ["XLA_FLAGS"] = decoding_xla_flags(environ.get("XLA_FLAGS", ""), len(os.sched_getaffinity(0)))

@@ -151,14 +151,14 @@ def test_bad_flags_give_one_clear_line(tmp_path, flag, message):
   assert not workdir.exists()
 
 
-def test_decoding_entry_points_turn_off_the_concurrency_scheduler_unless_told_otherwise():
-  from experiments.decoding_xla_flags import DECODING_XLA_FLAG, use_decoding_xla_flags  # pylint: disable=g-import-not-at-top
-  env = {}
-  use_decoding_xla_flags(env)
-  assert env["XLA_FLAGS"] == DECODING_XLA_FLAG
-  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  use_decoding_xla_flags(env)
-  assert env["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=2 {DECODING_XLA_FLAG}"
-  mine = {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}
-  use_decoding_xla_flags(mine)
-  assert mine["XLA_FLAGS"] == "--xla_cpu_enable_concurrency_optimized_scheduler=true"
+def test_decoding_xla_flags_split_the_cpu_and_drop_the_concurrency_scheduler_unless_told_otherwise():
+  from experiments.decoding_xla_flags import SCHEDULER_FLAG, decoding_xla_flags  # pylint: disable=g-import-not-at-top
+  split = "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
+  assert decoding_xla_flags("", cores=4) == f"{split} {SCHEDULER_FLAG}"
+  assert decoding_xla_flags("--xla_dump_to=d", cores=4) == f"--xla_dump_to=d {split} {SCHEDULER_FLAG}"
+  mine = "--xla_force_host_platform_device_count=1"  # the user's device count: threads left alone too
+  assert decoding_xla_flags(mine, cores=4) == f"{mine} {SCHEDULER_FLAG}"
+  mine = "--xla_cpu_multi_thread_eigen=true --xla_cpu_enable_concurrency_optimized_scheduler=true"
+  assert decoding_xla_flags(mine, cores=2) == f"{mine} --xla_force_host_platform_device_count=2"
+  mine = f"--xla_force_host_platform_device_count=2 {SCHEDULER_FLAG}"
+  assert decoding_xla_flags(mine, cores=8) == mine

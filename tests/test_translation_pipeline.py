@@ -125,3 +125,13 @@ def test_mock_tfds_translation_dataset_trains_and_reports_bleu(tmp_path):
   with open(tmp_path / "run" / "vocab_source.json") as f:
     assert json.load(f)["type"] == "sentencepiece"
   assert os.listdir(tmp_path / "tfds" / "seq2seq_jax_vocabularies")
+
+
+def test_decoding_merges_length_buckets_that_grow_by_less_than_half():
+  """Decoding batches by fewer, coarser buckets (each compiles once); padding does not change a
+  result (`tests/test_decoding.py::test_result_does_not_depend_on_the_batch`)."""
+  assert pipeline.coarser_buckets((6, 7, 8, 9, 10, 11, 12, 14, 16, 20, 32)) == (6, 9, 14, 32)
+  assert pipeline.coarser_buckets((8, 12, 16, 32)) == (8, 12, 32)
+  assert pipeline.coarser_buckets((16, 24, 32, 40, 48, 64, 80, 96)) == (16, 24, 40, 64, 96)
+  assert pipeline.coarser_buckets((32,)) == (32,)
+  assert pipeline.coarser_buckets((4, 5), growth=1.0) == (4, 5)

@@ -112,6 +112,20 @@ def bucket_of(length: int, boundaries) -> int:
   return int(np.searchsorted(np.asarray(boundaries), length, side="left"))
 
 
+def coarser_buckets(boundaries, growth: float = 1.5) -> tuple[int, ...]:
+  """The boundaries from the first on, each kept one at least `growth` x the previous kept one,
+  and always the last: (6, 7, 8, 9, 10, 11, 12, 14, 16, 20, 32) -> (6, 9, 14, 32).  Fine buckets
+  save padding in training steps; a search loop compiles per shape for seconds and ends with its
+  rows whatever the padding, so decoding batches by the coarser set."""
+  kept = [boundaries[0]]
+  for b in boundaries[1:-1]:
+    if b >= growth * kept[-1]:
+      kept.append(b)
+  if boundaries[-1] != kept[-1]:
+    kept.append(boundaries[-1])
+  return tuple(kept)
+
+
 def pad_batch(rows: list[np.ndarray], length: int, num_rows: int) -> np.ndarray:
   """Right-pads each row with 0 to `length` and the batch with all-pad rows to `num_rows`."""
   out = np.zeros((num_rows, length), np.int32)

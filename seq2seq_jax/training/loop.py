@@ -182,9 +182,10 @@ def decoding_task(model, model_config, params, target_vocab, options: DecodingOp
 
 
 def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets):
-  """DecodingResults for every source, in input order (batched by length bucket)."""
+  """DecodingResults for every source, in input order, batched by the coarser length buckets
+  (`pipeline.coarser_buckets`: fewer compiles; results do not depend on padding)."""
   results = [None] * len(sources)
-  for idx, batch in pipeline.eval_batches(sources, None, batch_size, buckets):
+  for idx, batch in pipeline.eval_batches(sources, None, batch_size, pipeline.coarser_buckets(buckets)):
     for i, res in zip(idx, task.run(batch["inputs"][: len(idx)])):
       results[i] = res
   return results
