@@ -10,8 +10,8 @@ def decoding_xla_flags(current: str, cores: int) -> str:
 
   - The CPU's cores become host devices, one thread each (`--xla_force_host_platform_device_count=
     cores --xla_cpu_multi_thread_eigen=false`), unless `current` sets the device count: decoding
-    then splits each batch over them (`DecodingTask` with a mesh), with the same results as on one
-    device.  A decoding step is many small ops, which one device runs poorly on several threads:
+    then splits each batch over them (`DecodingTask` with a mesh), with the same outputs as on one
+    device (scores may differ by about 1e-6: one thread sums in another order than several).  A decoding step is many small ops, which one device runs poorly on several threads:
     on 2 cores the `small` benchmark decodes 1.4x (greedy and beam 4) faster on two host devices
     than on one two-threaded device (README, "Decoding speed").  Only the CPU platform is
     affected: on a GPU or TPU machine the accelerators remain JAX's devices.

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -22,7 +23,10 @@ def command(module, *flags):
 
 
 def run(module, *flags, check=True, devices=1):
+  """Runs experiments.<module> on `devices` host devices (None: the entry point's own default)."""
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  if devices is None:
+    env.pop("XLA_FLAGS")
   proc = subprocess.run(command(module, *flags), cwd=REPO, capture_output=True, text=True, env=env,
                         timeout=600)
   if check and proc.returncode:
@@ -98,7 +102,6 @@ def test_evaluate_embed_and_bad_inputs_on_a_workdir(tmp_path, data_dir):
   assert "no checkpoint of step 7; saved steps: 30, 40" in missing.stderr.strip().splitlines()[-1]
 
   # Sentence embeddings: one vector per line, the same whatever the batch size.
-  import numpy as np  # pylint: disable=g-import-not-at-top
   for batch_size in (1, 256):
     run("embed", f"--workdir={killed}", f"--input_file={words}", f"--output={tmp_path / f'e{batch_size}.npy'}",
         "--pooling=max", f"--batch_size={batch_size}")
@@ -125,12 +128,19 @@ def test_evaluate_embed_and_bad_inputs_on_a_workdir(tmp_path, data_dir):
 
 def test_a_run_on_two_devices_decodes_on_one(tmp_path, data_dir):
   """A workdir trained on two devices (its checkpoint saved sharded over both) is decoded by
-  experiments.decode on one device and, data-parallel, on two, with the same outputs."""
+  experiments.decode on one device and, data-parallel, on two and on its default (one host
+  device per core), with the same outputs."""
   workdir = tmp_path / "two"
   run("train", *train_flags(workdir, data_dir, steps=10), "--max_test_examples=32", devices=2)
   on_one = run("decode", f"--workdir={workdir}", "--inputs=hello,world,abc", devices=1).stdout
   on_two = run("decode", f"--workdir={workdir}", "--inputs=hello,world,abc", devices=2).stdout
+  by_default = run("decode", f"--workdir={workdir}", "--inputs=hello,world,abc", devices=None).stdout
   assert len(on_one.splitlines()) == 3 and on_one == on_two
+  # The default runs each device's ops on one thread, which may sum in another order (scores 1e-6).
+  for line, other in zip(on_one.splitlines(), by_default.splitlines()):
+    line, other = line.split("\t"), other.split("\t")  # source, output, score, log-probability
+    assert line[:2] == other[:2]
+    np.testing.assert_allclose([float(x) for x in line[2:]], [float(x) for x in other[2:]], atol=1e-5)
 
 
 @pytest.mark.parametrize("flag, message", [
