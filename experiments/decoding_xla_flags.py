@@ -6,15 +6,16 @@ SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
 
 def decoding_xla_flags(current: str, cores: int) -> str:
-  """XLA_FLAGS for a decoding process, given the user's `current` XLA_FLAGS and the `cores` it may use.
+  """XLA_FLAGS for a decoding process from the user's `current` XLA_FLAGS and its `cores`.
 
   - The CPU's cores become host devices, one thread each (`--xla_force_host_platform_device_count=
     cores --xla_cpu_multi_thread_eigen=false`), unless `current` sets the device count: decoding
     then splits each batch over them (`DecodingTask` with a mesh), with the same outputs as on one
-    device (scores may differ by about 1e-6: one thread sums in another order than several).  A decoding step is many small ops, which one device runs poorly on several threads:
-    on 2 cores the `small` benchmark decodes 1.4x (greedy and beam 4) faster on two host devices
-    than on one two-threaded device (README, "Decoding speed").  Only the CPU platform is
-    affected: on a GPU or TPU machine the accelerators remain JAX's devices.
+    device (scores may differ by about 1e-6: one thread sums in another order than several).  A
+    decoding step is many small ops, which one device runs poorly on several threads: on 2 cores
+    the `small` benchmark decodes 1.4x (greedy and beam 4) faster on two host devices than on one
+    two-threaded device (README, "Decoding speed").  Only the CPU platform is affected: on a GPU
+    or TPU machine the accelerators remain JAX's devices.
   - XLA:CPU's concurrency-optimised scheduler (on by default) is turned off, unless `current`
     sets it: it orders the many small ops of a decoding step for overlap, and without it beam 4
     on the `small` benchmark (two host devices) ran faster in each of 10 interleaved pairs (median
