@@ -42,7 +42,8 @@ flags.DEFINE_integer("decode_len", 32, "Source length and exact number of genera
 flags.DEFINE_integer("repeats", 5, "Timed calls (median reported).")
 flags.DEFINE_integer("steps", 0, "train: timed steps (0 = the peer's: 20 small, 5 base).")
 flags.DEFINE_integer("warmup", 3, "train: untimed steps after compiling.")
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "train: activation/matmul dtype.")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Activation and matrix-product operand dtype "
+                  "(products are summed in float32; decode: the parameters are cast to it once).")
 flags.DEFINE_integer("grad_accum_steps", 1, "train: microbatches per step.")
 flags.DEFINE_float("dropout", 0.1, "train: dropout rate (the peer's is 0.1).")
 flags.DEFINE_bool("share_embeddings", True, "One embedding for source, target and output projection, "
@@ -170,7 +171,8 @@ def bench_decode():
   config, model = build_model("transformer", source_vocab_size=c["vocab"], target_vocab_size=c["vocab"],
                               d_model=c["d_model"], num_heads=c["num_heads"], d_ff=c["d_ff"],
                               num_encoder_layers=c["layers"], num_decoder_layers=c["layers"],
-                              dropout=0.0, max_len=256, share_embeddings=FLAGS.share_embeddings)
+                              dropout=0.0, max_len=256, share_embeddings=FLAGS.share_embeddings,
+                              dtype=FLAGS.dtype)
   inputs = np.random.default_rng(0).integers(3, c["vocab"], (FLAGS.batch_size, n)).astype(np.int32)
   params = jax.jit(lambda: model.init(jax.random.key(0), inputs[:1], inputs[:1])["params"])()
   options = DecodingOptions(beam_size=FLAGS.beam_size or None, min_len=n, max_len_a=0.0,
@@ -200,7 +202,7 @@ def bench_decode():
   return {
       "bench": "decode", "config": FLAGS.config, "framework": "jax", "jax": jax.__version__,
       "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
-      "devices": jax.device_count(),
+      "devices": jax.device_count(), "dtype": FLAGS.dtype,
       "beam": FLAGS.beam_size or 1, "batch": FLAGS.batch_size, "src_len": n, "new_tokens": n,
       "generated_len": generated, "sentences_per_s": FLAGS.batch_size / median,
       "generated_tokens_per_s": FLAGS.batch_size * generated / median,

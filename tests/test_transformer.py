@@ -79,14 +79,14 @@ def test_causal_mask_hides_future_targets(pre_ln):
   assert float(jnp.max(jnp.abs(logits[0, 4:] - logits2[0, 4:]))) > 1e-4  # and later ones do
 
 
-def assert_cached_decoding_equals_full_recomputation(model, params, inputs, targets):
+def assert_cached_decoding_equals_full_recomputation(model, params, inputs, targets, tolerance=1e-5):
   """Feeding targets [B, T] one step at a time through the cache gives the teacher-forced logits."""
   full = model.apply({"params": params}, inputs, targets)  # [B, T, V], decoder input = BOS + y[:-1]
   tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len=targets.shape[1])
   previous = jnp.full((targets.shape[0], 1), 1, jnp.int32)
   for t in range(targets.shape[1]):
     logits, cache = tokens_to_logits(previous, cache)
-    np.testing.assert_allclose(logits, full[:, t], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(logits, full[:, t], atol=tolerance, rtol=tolerance)
     previous = targets[:, t:t + 1]
   return full
 
@@ -98,6 +98,42 @@ def test_cached_decoding_equals_full_recomputation(kw):
   inputs, _ = random_batch(2)
   targets = jnp.asarray(np.random.default_rng(3).integers(3, TGT_V, (3, 8)), jnp.int32)
   assert_cached_decoding_equals_full_recomputation(model, init(model, inputs, targets), inputs, targets)
+
+
+def test_bfloat16_cached_decoding_equals_full_recomputation():
+  """In bfloat16 the caches hold bfloat16 keys and values (stored as their uint16 bits) and the
+  logits are float32.  Both paths round the same activations to bfloat16, but the full and the
+  incremental attention sum in different orders, which can move a value by one bfloat16 step
+  (2**-8 relative) on the way; the tolerance allows a few of those."""
+  model = tiny(dtype="bfloat16")
+  inputs, _ = random_batch(2)
+  targets = jnp.asarray(np.random.default_rng(3).integers(3, TGT_V, (3, 8)), jnp.int32)
+  params = init(model, inputs, targets)
+  full = assert_cached_decoding_equals_full_recomputation(model, params, inputs, targets, tolerance=1e-2)
+  assert full.dtype == jnp.float32
+  _, cache = step_function(model, params, inputs, max_decode_len=targets.shape[1])
+  stored = {str(x.dtype) for path, x in jax.tree_util.tree_leaves_with_path(cache)
+            if str(path[-1].key).startswith("cached_")}
+  assert stored == {"uint16"}
+
+
+def test_float32_sum_dot_general_rounds_once():
+  """bfloat16 operands: the products are summed in float32 and the result rounded to bfloat16 once
+  (a bfloat16 running sum of 4096 terms of 1 + 2**-7 would stall far below the true 4128)."""
+  from seq2seq_jax.models.layers import float32_sum_dot_general
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((8, 512)), jnp.bfloat16)
+  y = jnp.asarray(rng.standard_normal((512, 16)), jnp.bfloat16)
+  out = float32_sum_dot_general(x, y, (((1,), (0,)), ((), ())))
+  assert out.dtype == jnp.bfloat16
+  exact = np.asarray(x, np.float64) @ np.asarray(y, np.float64)
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(jnp.asarray(exact, jnp.float32).astype(jnp.bfloat16)))
+  ones = jnp.full((1, 4096), 1 + 2**-7, jnp.bfloat16)
+  total = float32_sum_dot_general(ones, jnp.ones((4096, 1), jnp.bfloat16), (((1,), (0,)), ((), ())),
+                                  preferred_element_type=jnp.float32)
+  assert total.dtype == jnp.float32 and float(total[0, 0]) == 4128.0
+  x32 = jnp.asarray(rng.standard_normal((4, 8)), jnp.float32)
+  np.testing.assert_array_equal(float32_sum_dot_general(x32, x32.T, (((1,), (0,)), ((), ()))), x32 @ x32.T)
 
 
 def test_cross_attention_keys_values_are_projected_once_when_the_cache_is_created():

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from seq2seq_jax.models.layers import float32_sum_dot_general
+
 
 def padding_mask(query_tokens, key_tokens, pad_id: int = 0):
   """[B, Tq], [B, Tk] -> [B, 1, Tq, Tk]: True where both query and key are real tokens."""
@@ -41,6 +43,24 @@ def ungroup_rows(x, group: int):
   return x.reshape((sources * group, heads) + x.shape[3:])
 
 
+def cache_storage_dtype(dtype):
+  """The dtype a key/value cache is stored in: bfloat16 values are kept as their uint16 bit
+  patterns.  XLA:CPU widens a bfloat16 dynamic-update-slice to float32, so that each decoding step
+  converted every cache to float32 and back; on integers the write and the beam reordering move
+  the 16-bit words as they are."""
+  return jnp.uint16 if dtype == jnp.bfloat16 else dtype
+
+
+def to_storage(x):
+  """Values -> their form in a cache (see `cache_storage_dtype`)."""
+  return lax.bitcast_convert_type(x, jnp.uint16) if x.dtype == jnp.bfloat16 else x
+
+
+def from_storage(x, dtype):
+  """A cache's stored form -> values of `dtype` (see `cache_storage_dtype`)."""
+  return lax.bitcast_convert_type(x, dtype) if x.dtype != dtype else x
+
+
 def relative_position_buckets(query_positions, key_positions, max_distance: int):
   """[Tq], [Tk] int -> [Tq, Tk] int in [0, 2 * max_distance]: the key's offset from the query,
   j - i, clipped to [-max_distance, max_distance] and shifted to start at 0."""
@@ -52,12 +72,12 @@ def dot_product_weights(query, key, mask, bias=None):
   """softmax(Q K^T / sqrt(d_k) + bias) with masking.  query [B, H, Tq, Dh], key [B, H, Tk, Dh],
   mask [B, 1|H, Tq, Tk] (True = attend), bias [1|B, H, Tq, Tk] or None -> weights [B, H, Tq, Tk];
   masked weights are exactly 0."""
-  logits = jnp.einsum("bhqd,bhkd->bhqk", query, key) / jnp.sqrt(query.shape[-1]).astype(query.dtype)
+  logits = jnp.einsum("bhqd,bhkd->bhqk", query, key, preferred_element_type=jnp.float32) / jnp.sqrt(query.shape[-1])
   if bias is not None:
     logits = logits + bias.astype(logits.dtype)
   if mask is not None:
     logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
-  weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+  weights = jax.nn.softmax(logits, axis=-1)
   if mask is not None:
     weights = jnp.where(mask, weights, 0.0)
   return weights.astype(query.dtype)
@@ -106,7 +126,8 @@ class MultiHeadAttention(nn.Module):
     # W^Q, W^K, W^V are plain matrices (§3.2.2): a key bias would shift every logit of a query
     # equally and so has exactly zero gradient.
     project = lambda name, x: jnp.swapaxes(   # x W^Q etc., [B, T, D] -> [B, H, T, Dh]
-        nn.DenseGeneral((self.num_heads, head_dim), use_bias=False, dtype=self.dtype, name=name)(x), 1, 2)
+        nn.DenseGeneral((self.num_heads, head_dim), use_bias=False, dtype=self.dtype,
+                        dot_general=float32_sum_dot_general, name=name)(x), 1, 2)
     query = project("query", queries)
     query_start = 0
     if decode and self.static_keys_values:
@@ -119,14 +140,16 @@ class MultiHeadAttention(nn.Module):
 
     if decode and not self.static_keys_values:
       is_initialized = self.has_variable("cache", "cached_key")
-      cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
-      cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
+      stored = cache_storage_dtype(key.dtype)
+      cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, stored)
+      cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, stored)
       cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
       if is_initialized:  # one new position: write it, attend to everything written so far
         index = query_start = cache_index.value
-        key = lax.dynamic_update_slice(cached_key.value, key, (0, 0, index, 0))
-        value = lax.dynamic_update_slice(cached_value.value, value, (0, 0, index, 0))
-        cached_key.value, cached_value.value = key, value
+        write = lambda cache, new: lax.dynamic_update_slice(cache, to_storage(new), (0, 0, index, 0))
+        cached_key.value = write(cached_key.value, key)
+        cached_value.value = write(cached_value.value, value)
+        key, value = from_storage(cached_key.value, key.dtype), from_storage(cached_value.value, value.dtype)
         cache_index.value = index + queries.shape[1]
         max_len = key.shape[2]
         mask = (jnp.arange(max_len) <= index)[None, None, None, :]
@@ -139,9 +162,10 @@ class MultiHeadAttention(nn.Module):
     weights = dot_product_weights(query, key, mask, bias)
     self.sow("intermediates", "attention_weights", ungroup_rows(weights, group) if group > 1 else weights)
     weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
-    out = jnp.einsum("bhqk,bhkd->bhqd", weights, value)
+    out = jnp.einsum("bhqk,bhkd->bhqd", weights, value, preferred_element_type=jnp.float32).astype(value.dtype)
     out = jnp.swapaxes(ungroup_rows(out, group) if group > 1 else out, 1, 2)  # [B, Tq, H, Dh]
-    return nn.DenseGeneral(features, axis=(-2, -1), dtype=self.dtype, name="out")(out)
+    return nn.DenseGeneral(features, axis=(-2, -1), dtype=self.dtype, dot_general=float32_sum_dot_general,
+                           name="out")(out)
 
   def _relative_position_bias(self, query_start, query_length, key_length):
     """[1, H, Tq, Tk] learned bias of the clipped offset (key position - query position), or None.

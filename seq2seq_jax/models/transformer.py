@@ -13,18 +13,20 @@ paper's "same weight matrix between the two embedding layers and the pre-softmax
 transformation" (§3.4, `share_embeddings`).
 
 Shapes: inputs [B, S], targets [B, T] int32 with pad 0; encoded [B, S, D]; logits [B, T, V].
-`dtype="bfloat16"` computes activations and matmuls in bfloat16 (logits too); parameters stay
-float32 and the attention softmax and LayerNorm statistics are computed in float32.
+`dtype="bfloat16"` computes activations and matrix-product operands in bfloat16; products are summed in
+float32 (`layers.float32_sum_dot_general`), parameters stay float32, and the attention softmax,
+LayerNorm statistics and logits are float32.
 """
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models.attention import MultiHeadAttention, causal_mask, padding_mask
-from seq2seq_jax.models.layers import FeedForward, PositionalEncoding, TokenEmbedding
+from seq2seq_jax.models.layers import FeedForward, PositionalEncoding, TokenEmbedding, float32_sum_dot_general
 
 DTYPES = ("float32", "bfloat16")
 
@@ -159,7 +161,9 @@ class Transformer(nn.Module):
       self.encoder_norm = nn.LayerNorm(dtype=c.dtype)
       self.decoder_norm = nn.LayerNorm(dtype=c.dtype)
     if not c.share_target_embedding:
-      self.output_projection = nn.Dense(c.target_vocab_size, dtype=c.dtype)
+      self.output_projection = nn.Dense(c.target_vocab_size, dtype=c.dtype,  # float32 logits
+                                        dot_general=functools.partial(float32_sum_dot_general,
+                                                                      preferred_element_type=jnp.float32))
 
   def encode(self, inputs, train: bool = False):
     """inputs [B, S] -> encoded [B, S, D] (§3.1, encoder)."""
