@@ -25,6 +25,7 @@ from absl import app, flags, logging
 from experiments import decoding_flags, decoding_xla_flags
 
 FLAGS = flags.FLAGS
+decoding_flags.define_dtype_flag()
 
 flags.DEFINE_string("workdir", "runs/default", "Training workdir (config, vocabularies, checkpoints).")
 flags.DEFINE_list("inputs", [], "Comma-separated inputs; outputs go to stdout.")
@@ -104,7 +105,7 @@ def main(argv):
   from seq2seq_jax.translator import Translator  # pylint: disable=g-import-not-at-top
   try:
     texts = read_inputs()
-    translator = Translator.from_workdir(FLAGS.workdir)
+    translator = Translator.from_workdir(FLAGS.workdir, dtype=FLAGS.dtype)
     options = decoding_flags.options_from_flags(translator.target_vocab)
     check_plot_flags(translator)
     if FLAGS.score_file:

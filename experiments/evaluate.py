@@ -15,6 +15,7 @@ from absl import app, flags, logging
 from experiments import decoding_flags, decoding_xla_flags
 
 FLAGS = flags.FLAGS
+decoding_flags.define_dtype_flag()
 flags.DEFINE_string("workdir", None, "Training workdir.", required=True)
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the one the workdir was trained with).")
@@ -41,7 +42,7 @@ def main(argv):
   from seq2seq_jax.translator import Translator  # pylint: disable=g-import-not-at-top
   try:
     config, _, _ = loop.load_workdir(FLAGS.workdir)
-    translator = Translator.from_workdir(FLAGS.workdir, FLAGS.step)
+    translator = Translator.from_workdir(FLAGS.workdir, FLAGS.step, dtype=FLAGS.dtype)
     options = decoding_flags.options_from_flags(translator.target_vocab)
     dataset_options = datasets.DatasetOptions(**config["dataset_options"])
     spec = datasets.spec(config["dataset"], dataset_options)
@@ -64,6 +65,7 @@ def main(argv):
       **(evaluation.error_profile(hypotheses, references, [len(x) for x in sources],
                                   translator.target_vocab.separator) if FLAGS.error_profile else {}),
       "decode_s": round(seconds, 1), "devices": jax.device_count(),
+      "dtype": getattr(translator.model_config, "dtype", "float32"),
       "decoding": json.loads(json.dumps(dataclasses.asdict(options))),
   }
   line = json.dumps(out)

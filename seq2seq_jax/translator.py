@@ -37,12 +37,18 @@ class Translator:
   max_source_length: int
 
   @classmethod
-  def from_workdir(cls, workdir: str, step: int | None = None) -> "Translator":
+  def from_workdir(cls, workdir: str, step: int | None = None, dtype: str | None = None) -> "Translator":
     """Loads the vocabularies, the model recorded in config.json and the params of checkpoint
-    `step` (default: the latest)."""
+    `step` (default: the latest).  `dtype` replaces the model's compute dtype (e.g. decode a
+    float32-trained Transformer in bfloat16); the parameters are loaded as saved."""
     config, source_vocab, target_vocab = loop.load_workdir(workdir)
+    hparams = dict(config["model_hparams"])
+    if dtype is not None:
+      if "dtype" not in models.hyperparameter_names(config["model"]):
+        raise UsageError(f"model {config['model']!r} computes in float32 only; drop --dtype")
+      hparams["dtype"] = dtype
     model_config, model = models.build_model(config["model"], source_vocab_size=source_vocab.size,
-                                  target_vocab_size=target_vocab.size, **config["model_hparams"])
+                                  target_vocab_size=target_vocab.size, **hparams)
     manager = loop.checkpoint_manager(workdir)
     if step is None:
       step = manager.latest_step()

@@ -2,6 +2,8 @@
 
 import itertools
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -118,6 +120,21 @@ def test_result_does_not_depend_on_the_batch(transformer, options):
     wider = np.pad(inputs[i:i + 1], ((0, 0), (0, 4)))
     alone = task._attempt(wider, np.asarray([i]), jax.random.fold_in(jax.random.key(0), 0),
                           task.options.temperatures[0])[0]
+    assert alone.tokens == together[i].tokens
+    assert alone.sum_logprob == pytest.approx(together[i].sum_logprob, abs=1e-4)
+
+
+def test_bfloat16_beam_search_does_not_depend_on_the_batch(transformer):
+  """In bfloat16 too (bfloat16 caches stored as uint16 bits, float32 sums): each input decoded
+  alone and padded wider gets the tokens and score it gets in a batch of six."""
+  model, config, params = transformer
+  config = dataclasses.replace(config, dtype="bfloat16")
+  in_bfloat16 = (type(model)(config), config, params)
+  inputs = sources(6)
+  task = make_task(in_bfloat16, beam_size=4)
+  together = task.run(inputs)
+  for i in range(len(inputs)):
+    alone = task.run(np.pad(inputs[i:i + 1], ((0, 0), (0, 4))))[0]
     assert alone.tokens == together[i].tokens
     assert alone.sum_logprob == pytest.approx(together[i].sum_logprob, abs=1e-4)
 

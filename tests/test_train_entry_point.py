@@ -96,7 +96,10 @@ def test_evaluate_embed_and_bad_inputs_on_a_workdir(tmp_path, data_dir):
   # experiments.evaluate of an earlier saved checkpoint; a step that was not kept is named as such.
   evaluated = json.loads(run("evaluate", f"--workdir={killed}", "--step=30", "--max_examples=16",
                              "--beam_size=0").stdout.splitlines()[-1])
-  assert evaluated["step"] == 30 and evaluated["examples"] == 16
+  assert evaluated["step"] == 30 and evaluated["examples"] == 16 and evaluated["dtype"] == "float32"
+  in_bfloat16 = json.loads(run("evaluate", f"--workdir={killed}", "--max_examples=16", "--beam_size=0",
+                               "--dtype=bfloat16").stdout.splitlines()[-1])
+  assert in_bfloat16["dtype"] == "bfloat16" and abs(in_bfloat16["wer"] - evaluated["wer"]) <= 0.25
   missing = run("evaluate", f"--workdir={killed}", "--step=7", "--max_examples=16", check=False)
   assert missing.returncode != 0 and "Traceback" not in missing.stderr
   assert "no checkpoint of step 7; saved steps: 30, 40" in missing.stderr.strip().splitlines()[-1]
@@ -141,6 +144,15 @@ def test_a_run_on_two_devices_decodes_on_one(tmp_path, data_dir):
     line, other = line.split("\t"), other.split("\t")  # source, output, score, log-probability
     assert line[:2] == other[:2]
     np.testing.assert_allclose([float(x) for x in line[2:]], [float(x) for x in other[2:]], atol=1e-5)
+  # The float32-trained model decoded in bfloat16: where it finds the same output, its score is
+  # that of float32 to bfloat16's precision.
+  in_bfloat16 = run("decode", f"--workdir={workdir}", "--inputs=hello,world,abc", "--dtype=bfloat16").stdout
+  assert len(in_bfloat16.splitlines()) == 3
+  for line, other in zip(on_one.splitlines(), in_bfloat16.splitlines()):
+    line, other = line.split("\t"), other.split("\t")
+    assert line[0] == other[0]
+    if line[1] == other[1]:
+      np.testing.assert_allclose(float(line[2]), float(other[2]), rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.parametrize("flag, message", [

@@ -300,3 +300,17 @@ def test_share_embeddings_uses_one_table_for_source_target_and_output():
   assert_cached_decoding_equals_full_recomputation(model, params, inputs, unpadded)
   with pytest.raises(UsageError, match="share_embeddings needs one vocabulary"):
     build_model("transformer", source_vocab_size=SRC_V, target_vocab_size=TGT_V, share_embeddings=True)
+
+
+def test_a_dtype_for_a_float32_only_model_is_refused(monkeypatch):
+  """`Translator.from_workdir(dtype=...)` (the decode/evaluate `--dtype` flag) names the model when it
+  has no compute dtype, before any checkpoint is read."""
+  from seq2seq_jax import translator as translator_lib  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
+
+  class Vocabulary:
+    size = 10
+  monkeypatch.setattr(translator_lib.loop, "load_workdir",
+                      lambda workdir: ({"model": "rnn_attention", "model_hparams": {}}, Vocabulary(), Vocabulary()))
+  with pytest.raises(UsageError, match="model 'rnn_attention' computes in float32 only; drop --dtype"):
+    translator_lib.Translator.from_workdir("unused", dtype="bfloat16")

@@ -26,11 +26,21 @@ def model_names() -> list[str]:
   return sorted(MODELS)
 
 
-def build_model(name: str, **hyperparameters):
-  """Returns (config, module) for a registered model; unknown names or fields raise ValueError."""
+def _registered(name: str):
   if name not in MODELS:
     raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
-  config_cls, module_cls = MODELS[name]
-  known = {f.name for f in dataclasses.fields(config_cls)}
+  return MODELS[name]
+
+
+def hyperparameter_names(name: str) -> set[str]:
+  """The fields of a registered model's config dataclass."""
+  return {f.name for f in dataclasses.fields(_registered(name)[0])}
+
+
+def build_model(name: str, **hyperparameters):
+  """Returns (config, module) for a registered model; an unknown name raises UsageError, and
+  hyperparameters the model does not have are ignored."""
+  config_cls, module_cls = _registered(name)
+  known = hyperparameter_names(name)
   config = config_cls(**{k: v for k, v in hyperparameters.items() if k in known})
   return config, module_cls(config)
