@@ -314,3 +314,23 @@ def test_a_dtype_for_a_float32_only_model_is_refused(monkeypatch):
                       lambda workdir: ({"model": "rnn_attention", "model_hparams": {}}, Vocabulary(), Vocabulary()))
   with pytest.raises(UsageError, match="model 'rnn_attention' computes in float32 only; drop --dtype"):
     translator_lib.Translator.from_workdir("unused", dtype="bfloat16")
+
+
+@pytest.mark.parametrize("x_shape, w_shape, axes", [((3, 5, 8), (8, 6), 1), ((3, 5, 4, 2), (4, 2, 7), 2),
+                                                    ((2, 8), (8, 3, 4), 1)])
+def test_float32_sum_dot_general_gradients_are_the_float32_gradients(x_shape, w_shape, axes):
+  """The layer products' own VJP (bfloat16 operands, float32 sums): the gradients of a Dense, a
+  DenseGeneral over two axes and one into [H, Dh] equal float32's to bfloat16 precision."""
+  from jax import lax  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.models.layers import float32_sum_dot_general  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal(x_shape), jnp.bfloat16)
+  w = jnp.asarray(rng.standard_normal(w_shape), jnp.bfloat16)
+  dims = ((tuple(range(len(x_shape) - axes, len(x_shape))), tuple(range(axes))), ((), ()))
+  g = jnp.asarray(rng.standard_normal(x_shape[:-axes] + w_shape[axes:]), jnp.float32)
+  ours = jax.grad(lambda x, w: jnp.sum(float32_sum_dot_general(x, w, dims) * g), argnums=(0, 1))(x, w)
+  exact = jax.grad(lambda x, w: jnp.sum(lax.dot_general(x, w, dims) * g), argnums=(0, 1))(
+      x.astype(jnp.float32), w.astype(jnp.float32))
+  for a, b in zip(ours, exact):
+    assert a.dtype == jnp.bfloat16 and a.shape == b.shape
+    np.testing.assert_allclose(np.asarray(a, np.float32), b, rtol=2e-2, atol=2e-2 * float(jnp.max(jnp.abs(b))))

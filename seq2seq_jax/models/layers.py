@@ -3,6 +3,7 @@
 Shapes: B batch, L length, D d_model, V vocabulary size.
 """
 
+import functools
 import math
 
 import flax.linen as nn
@@ -22,10 +23,46 @@ def float32_sum_dot_general(lhs, rhs, dimension_numbers, precision=None, preferr
   With bfloat16 operands this is the usual mixed-precision product (bfloat16 inputs, float32
   accumulation).  It is also what XLA:CPU runs on the bfloat16 matrix units (AMX, AVX512-BF16):
   a product asked for a bfloat16 result takes a path about 4x slower than float32 on this machine.
-  Pass it as `dot_general=` to `nn.Dense`/`nn.DenseGeneral`.
+  The products of its gradient are asked for float32 sums too (`_layer_product`), which JAX's own
+  derivative of `lax.dot_general` would ask for in bfloat16.  Pass it as `dot_general=` to
+  `nn.Dense`/`nn.DenseGeneral`.
   """
-  out = lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type=jnp.float32, **kwargs)
-  return out.astype(preferred_element_type or jnp.result_type(lhs, rhs))
+  out_dtype = jnp.dtype(preferred_element_type or jnp.result_type(lhs, rhs))
+  (lhs_contract, rhs_contract), batch = dimension_numbers
+  k = len(lhs_contract)
+  if (lhs.dtype == jnp.float32 or kwargs or batch != ((), ()) or tuple(rhs_contract) != tuple(range(k))
+      or tuple(lhs_contract) != tuple(range(lhs.ndim - k, lhs.ndim))):
+    out = lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type=jnp.float32, **kwargs)
+    return out.astype(out_dtype)
+  return _layer_product(lhs, rhs, k, precision, out_dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _layer_product(x, w, k, precision, out_dtype):
+  """A layer's product x [..., C] w [C, O] over the k axes C, summed in float32 -> [..., O]."""
+  dims = ((tuple(range(x.ndim - k, x.ndim)), tuple(range(k))), ((), ()))
+  return lax.dot_general(x, w, dims, precision, preferred_element_type=jnp.float32).astype(out_dtype)
+
+
+def _layer_product_fwd(x, w, k, precision, out_dtype):
+  return _layer_product(x, w, k, precision, out_dtype), (x, w)
+
+
+def _layer_product_bwd(k, precision, out_dtype, residuals, g):
+  """dx = g w^T over the O axes, dw = x^T g over the leading axes; operands in x's and w's dtype,
+  sums in float32."""
+  del out_dtype
+  x, w = residuals
+  out_axes, lead_axes = w.ndim - k, x.ndim - k
+  g = g.astype(w.dtype)
+  dx = lax.dot_general(g, w, ((tuple(range(g.ndim - out_axes, g.ndim)), tuple(range(k, w.ndim))), ((), ())),
+                       precision, preferred_element_type=jnp.float32)
+  dw = lax.dot_general(x, g.astype(x.dtype), ((tuple(range(lead_axes)), tuple(range(lead_axes))), ((), ())),
+                       precision, preferred_element_type=jnp.float32)
+  return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+_layer_product.defvjp(_layer_product_fwd, _layer_product_bwd)
 
 
 class FeedForward(nn.Module):
