@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from seq2seq_jax.decoding import logit_filters, search
-from seq2seq_jax.decoding.task import (DecodingOptions, DecodingTask, score_sequences, source_only_leaves,
-                                      step_function)
+from seq2seq_jax.decoding.task import (DecodingOptions, DecodingTask, beam_invariant_leaves, score_sequences,
+                                      source_only_leaves, step_function)
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models import build_model
 
@@ -177,21 +177,51 @@ def test_beam_scores_equal_teacher_forced_scores_with_relative_positions():
   assert_nbest_scores_are_teacher_forced_scores(model, params, inputs, task)
 
 
-def test_beam_search_leaves_only_the_encoder_decoder_keys_values_in_place(transformer):
-  """The leaves beam search does not reorder are exactly each decoder layer's cross-attention
-  K and V (the same for every beam of an input), held once per input; the self-attention cache
-  is reordered and holds one row per beam."""
+def test_beam_search_reorders_only_the_slot_table_of_the_self_attention_cache(transformer):
+  """The leaves beam search does not reorder are each decoder layer's cross-attention K and V (the
+  same for every beam of an input), held once per input, and its self-attention K and V, one slot
+  per beam; what it reorders of self-attention is the [rows, L] table of slots."""
   model, _, params = transformer
   _, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_len=5, repeat=3)
-  marks = jax.tree_util.tree_leaves_with_path(source_only_leaves(cache))
   leaves = dict(jax.tree_util.tree_leaves_with_path(cache))
-  kept = [p for p, m in marks if m and leaves[p].ndim > 0]
-  self_keys = [p for p, m in marks if "cached_key" in jax.tree_util.keystr(p)]
-  assert len(kept) == 2 * len(self_keys) > 0
-  assert all("cross_attention" in jax.tree_util.keystr(k) and
-             ("static_key" in jax.tree_util.keystr(k) or "static_value" in jax.tree_util.keystr(k)) for k in kept)
-  assert all(leaves[p].shape[0] == 2 for p in kept)           # once per input
-  assert all(leaves[p].shape[0] == 2 * 3 for p in self_keys)  # once per beam
+  kept = {jax.tree_util.keystr(p) for p, m in jax.tree_util.tree_leaves_with_path(beam_invariant_leaves(cache)) if m}
+  static = {k for k in kept if "static_" in k}
+  slot = {k for k in kept if "slot_" in k}
+  tables = [p for p in leaves if "cached_slots" in jax.tree_util.keystr(p)]
+  assert kept == static | slot and len(static) == len(slot) == 2 * len(tables) > 0
+  assert all("cross_attention" in k for k in static) and all("self_attention" in k for k in slot)
+  shapes = {jax.tree_util.keystr(p): x.shape for p, x in leaves.items()}
+  assert all(shapes[k][0] == 2 for k in static)        # once per input
+  assert all(shapes[k][0] == 2 * 3 for k in slot)      # one slot per beam
+  assert all(leaves[p].shape == (2 * 3, 5) and leaves[p].dtype == jnp.int32 for p in tables)
+  assert {jax.tree_util.keystr(p) for p, m in jax.tree_util.tree_leaves_with_path(source_only_leaves(cache))
+          if m} == static
+
+
+def test_reading_through_slots_equals_reordering_the_cache(transformer):
+  """A step after reordering only the slot table gives the logits of the same step after
+  physically reordering every per-row key and value (what beam search did before)."""
+  from seq2seq_jax.models.attention import read_slots  # pylint: disable=g-import-not-at-top
+  model, _, params = transformer
+  step, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_len=4, repeat=3)
+  tokens = jnp.asarray(np.random.default_rng(0).integers(3, 9, (6, 4)), jnp.int32)
+  for t in range(2):
+    _, cache = step(tokens[:, t:t + 1], cache)
+  origins = jnp.asarray([2, 2, 0, 4, 3, 3])  # rows 2, 2, 0 of input 0, rows 4, 3, 3 of input 1
+  via_slots = search.gather_beams(cache, origins.reshape(2, 3) % 3, 2, 3, beam_invariant_leaves(cache))
+
+  def copy_rows(path, x):
+    name = str(path[-1].key)
+    if name.startswith("slot_"):  # each row's own history, copied out of the slots it lives in
+      layer = cache[path[0].key]["self_attention"]
+      return read_slots(x, layer["cached_slots"])[origins]
+    if name == "cached_slots":  # and then each row's history is in its own slot
+      return jnp.broadcast_to(jnp.arange(6)[:, None], x.shape)
+    return x if name.startswith("static_") or x.ndim == 0 else x[origins]
+  copied = jax.tree_util.tree_map_with_path(copy_rows, cache)
+  assert "self_attention" in cache["decoder_0"]
+  np.testing.assert_array_equal(np.asarray(step(tokens[:, 2:3], via_slots)[0]),
+                                np.asarray(step(tokens[:, 2:3], copied)[0]))
 
 
 def test_rows_sharing_a_source_attend_to_it_as_if_it_were_repeated(transformer):

@@ -113,7 +113,7 @@ def test_bfloat16_cached_decoding_equals_full_recomputation():
   assert full.dtype == jnp.float32
   _, cache = step_function(model, params, inputs, max_decode_len=targets.shape[1])
   stored = {str(x.dtype) for path, x in jax.tree_util.tree_leaves_with_path(cache)
-            if str(path[-1].key).startswith("cached_")}
+            if str(path[-1].key).startswith("slot_")}
   assert stored == {"uint16"}
 
 
@@ -147,7 +147,7 @@ def test_cross_attention_keys_values_are_projected_once_when_the_cache_is_create
   cross = cache["decoder_0"]["cross_attention"]
   kernel = params["decoder_0"]["cross_attention"]["key"]["kernel"]  # [D, H, Dh]
   np.testing.assert_allclose(cross["static_key"], jnp.einsum("bsd,dhk->bhsk", encoded, kernel), atol=1e-5)
-  assert not np.any(np.asarray(cache["decoder_0"]["self_attention"]["cached_key"]))
+  assert not np.any(np.asarray(cache["decoder_0"]["self_attention"]["slot_key"]))
   step = jax.jit(lambda enc, tokens, cache: model.apply(
       {"params": params, "cache": cache}, enc, inputs, tokens, decode=True, method=model.decode,
       mutable=["cache"])[0])

@@ -140,7 +140,8 @@ def gather_beams(tree, origins, batch: int, beam: int, beam_invariant=None):
   """Reorders every cache leaf with a leading [batch * beam] axis by `origins` [batch, beam].
   Scalars such as a cache index, and the leaves marked True in `beam_invariant` (a pytree of
   bools shaped like `tree`: values every beam of an input shares, e.g. encoder-decoder keys and
-  values), are left as they are: reordering them would copy them for nothing."""
+  values, and values a model reads through another, reordered leaf, e.g. the Transformer's
+  `slot_*` keys and values read through `cached_slots`), are left as they are."""
   # Row b*K + k takes row b*K + origins[b, k]: whole contiguous rows, always in bounds (a
   # bounds-checked take_along_axis made XLA select element by element over every cache).
   rows = (jnp.arange(batch)[:, None] * beam + origins).reshape(batch * beam)

@@ -168,12 +168,24 @@ def initial_cache(model, params, encoded, inputs, max_decode_len: int, repeat: i
                       source_only_leaves(zeros), zeros, real)
 
 
+def _leaves_named(cache, prefixes: tuple[str, ...]):
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: str(getattr(path[-1], "key", "")).startswith(prefixes), cache)
+
+
 def source_only_leaves(cache):
   """A pytree of bools shaped like `cache`: True for the variables named `static_*`, which by the
   models' cache contract depend only on the source (encoder-decoder keys and values), so all the
-  beams of an input hold the same values and beam search need not reorder them."""
-  return jax.tree_util.tree_map_with_path(
-      lambda path, _: str(getattr(path[-1], "key", "")).startswith("static_"), cache)
+  beams of an input hold the same values."""
+  return _leaves_named(cache, ("static_",))
+
+
+def beam_invariant_leaves(cache):
+  """A pytree of bools shaped like `cache`: True for the leaves beam search does not reorder:
+  `static_*` (see `source_only_leaves`) and `slot_*`, which by the models' cache contract stay in
+  the row they were written by and are read through a per-row leaf that is reordered (e.g.
+  self-attention keys and values read through `cached_slots`)."""
+  return _leaves_named(cache, ("static_", "slot_"))
 
 
 def _prime(tokens_to_logits, cache, bos_id: int, prompt: tuple[int, ...], rows: int):
@@ -228,7 +240,7 @@ def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOption
     tokens, scores, logprobs, lengths = search.beam_search(
         step_fn, cache, first, row_max, max_len, eos_id, beam_size=options.beam_size,
         length_penalty=options.length_penalty, patience=options.patience, logit_filter=filt,
-        beam_invariant=source_only_leaves(cache))
+        beam_invariant=beam_invariant_leaves(cache))
     n = options.nbest
     return tokens[:, :n], scores[:, :n], logprobs[:, :n], lengths[:, :n]
 

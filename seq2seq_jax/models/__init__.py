@@ -5,7 +5,9 @@ Every model is a linen module with the contract
   encode(inputs, train) -> encoded;   decode(encoded, inputs, tokens, train, decode) -> logits
 with incremental state kept in the `cache` collection when `decode=True`.  Cache variables named
 `static_*` depend only on the source (e.g. encoder-decoder keys and values): beam search leaves
-them in place instead of reordering them with the beams.
+them in place instead of reordering them with the beams.  Variables named `slot_*` are written by
+each row into its own slot and never reordered either: the model reads them through another,
+per-row variable that beam search does reorder (the Transformer's `cached_slots`).
 """
 
 import dataclasses
