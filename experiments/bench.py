@@ -43,7 +43,7 @@ flags.DEFINE_integer("repeats", 5, "Timed calls (median reported).")
 flags.DEFINE_integer("steps", 0, "train: timed steps (0 = the peer's: 20 small, 5 base).")
 flags.DEFINE_integer("warmup", 3, "train: untimed steps after compiling.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Activation and matrix-product operand dtype "
-                  "(products are summed in float32; decode: the parameters are cast to it once).")
+                  "(products are summed in float32; parameters stay float32).")
 flags.DEFINE_integer("grad_accum_steps", 1, "train: microbatches per step.")
 flags.DEFINE_float("dropout", 0.1, "train: dropout rate (the peer's is 0.1).")
 flags.DEFINE_bool("share_embeddings", True, "One embedding for source, target and output projection, "

@@ -46,8 +46,8 @@ def ungroup_rows(x, group: int):
 def cache_storage_dtype(dtype):
   """The dtype a key/value cache is stored in: bfloat16 values are kept as their uint16 bit
   patterns.  XLA:CPU widens a bfloat16 dynamic-update-slice to float32, so that each decoding step
-  converted every cache to float32 and back; on integers the write and the beam reordering move
-  the 16-bit words as they are."""
+  converted every cache to float32 and back; on integers the write and the slot reads move the
+  16-bit words as they are."""
   return jnp.uint16 if dtype == jnp.bfloat16 else dtype
 
 
