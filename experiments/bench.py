@@ -32,7 +32,14 @@ import platform
 import statistics
 import time
 
+import jax
+import numpy as np
 from absl import app, flags
+
+from experiments.decoding_xla_flags import use_decoding_xla_flags
+from seq2seq_jax.decoding.task import DecodingOptions, decode_batch, decode_batch_data_parallel, replicate_on
+from seq2seq_jax.models import build_model
+from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "small", ["small", "base"], "Peer model dimensions.")
@@ -61,7 +68,6 @@ def peer_train_flops(params, vocab: int, d_model: int, layers: int, batch: int, 
   """FLOPs of one training step counted as the PyTorch peer does (torch_peers._train_flops):
   3 x forward, forward = 2 B (P_enc S + P_dec T + V d T) + 4 B d (n_enc S^2 + n_dec (T^2 + T S)),
   P_enc / P_dec = weight-matrix (ndim >= 2) parameters of the encoder / decoder layers."""
-  import jax  # pylint: disable=g-import-not-at-top
 
   def matrix_params(prefix):
     return sum(x.size for name, sub in params.items() if name.startswith(prefix)
@@ -79,10 +85,6 @@ def _timings(times):
 
 
 def bench_train():
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.models import build_model  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.training import parallel, state as state_lib, step as step_lib  # pylint: disable=g-import-not-at-top
   c = CONFIGS[FLAGS.config]
   batch, length, vocab = c["batch"], c["length"], c["vocab"]
   steps = FLAGS.steps or c["steps"]
@@ -121,7 +123,7 @@ def bench_train():
     start = time.perf_counter()
     state, sums = jax.block_until_ready(compiled(state, b, dropout_key))
     times.append(time.perf_counter() - start)
-  final = step_lib.summarize(jax.device_get(sums))
+  final = step_lib.metrics_from_sums(jax.device_get(sums))
   if FLAGS.profile_dir:
     jax.profiler.start_trace(FLAGS.profile_dir)
   start = time.perf_counter()
@@ -158,14 +160,7 @@ def bench_train():
 
 
 def bench_decode():
-  from experiments.decoding_xla_flags import use_decoding_xla_flags  # pylint: disable=g-import-not-at-top
   use_decoding_xla_flags()  # as experiments.decode; before the first JAX computation
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.decoding.task import (DecodingOptions, decode_batch,  # pylint: disable=g-import-not-at-top
-                                        decode_batch_data_parallel, replicate_on)
-  from seq2seq_jax.models import build_model  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.training import parallel  # pylint: disable=g-import-not-at-top
   c = CONFIGS[FLAGS.config]
   n = FLAGS.decode_len
   config, model = build_model("transformer", source_vocab_size=c["vocab"], target_vocab_size=c["vocab"],
@@ -178,7 +173,7 @@ def bench_decode():
   options = DecodingOptions(beam_size=FLAGS.beam_size or None, min_len=n, max_len_a=0.0,
                             max_len_b=n + 1, suppress_blank=False)
   key, rows = jax.random.key(0), np.arange(FLAGS.batch_size)
-  static = dict(options=options, bos_id=1, eos_id=2, limit=config.max_len)
+  static = dict(options=options, bos_id=1, eos_id=2, model_max_length=config.max_len)
   if jax.device_count() > 1:  # data-parallel over the devices, as experiments.decode does
     mesh = parallel.make_mesh()
     params = replicate_on(mesh, params)

@@ -18,14 +18,21 @@ written.
 """
 
 import os
-import sys
 
-from absl import app, flags, logging
+import numpy as np
+from absl import flags, logging
 
-from experiments import decoding_flags, decoding_xla_flags
+from experiments import decoding_flags, decoding_xla_flags, entry_point, plots
+from seq2seq_jax import attention_maps
+from seq2seq_jax.data import pipeline
+from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID
+from seq2seq_jax.decoding.task import score_sequences
+from seq2seq_jax.errors import UsageError
+from seq2seq_jax.translator import Translator
 
 FLAGS = flags.FLAGS
 decoding_flags.define_dtype_flag()
+flags.adopt_module_key_flags(decoding_flags)
 
 flags.DEFINE_string("workdir", "runs/default", "Training workdir (config, vocabularies, checkpoints).")
 flags.DEFINE_list("inputs", [], "Comma-separated inputs; outputs go to stdout.")
@@ -41,7 +48,6 @@ flags.DEFINE_bool("plot_attention_per_head", False, "With --plot_attention: one 
 
 
 def read_inputs() -> list[str]:
-  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   if bool(FLAGS.inputs) + bool(FLAGS.input_file) + bool(FLAGS.score_file) != 1:
     raise UsageError("give exactly one of --inputs=a,b,c, --input_file=F or --score_file=F")
   if FLAGS.inputs:
@@ -55,11 +61,6 @@ def read_inputs() -> list[str]:
 
 def score_pairs(translator, lines, options):
   """[(source, target, score, sum_logprob)] for tab-separated lines."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.decoding.task import score_sequences  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   pairs = [line.split("\t") for line in lines]
   for n, pair in enumerate(pairs, 1):
     if len(pair) != 2:
@@ -77,16 +78,13 @@ def score_pairs(translator, lines, options):
 
 def plot_attention(translator, texts, sources, results, options):
   """Saves one heatmap per input under --plot_attention, of the best hypothesis; returns the paths."""
-  from seq2seq_jax import attention_maps, attention_plots  # pylint: disable=g-import-not-at-top
   maps = attention_maps.attention_maps(translator, sources, [r.tokens for r in results], options.prompt)
   titles = [f"{text} -> {r.text}" for text, r in zip(texts, results)]
-  return attention_plots.save_all(maps, texts, FLAGS.plot_attention, FLAGS.plot_attention_per_head, titles)
+  return plots.save_all(maps, texts, FLAGS.plot_attention, FLAGS.plot_attention_per_head, titles)
 
 
 def check_plot_flags(translator):
   """UsageError for --plot_attention with --score_file or a model without attention."""
-  from seq2seq_jax import attention_maps  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   if FLAGS.plot_attention_per_head and not FLAGS.plot_attention:
     raise UsageError("--plot_attention_per_head needs --plot_attention=DIR")
   if not FLAGS.plot_attention:
@@ -96,30 +94,21 @@ def check_plot_flags(translator):
   attention_maps.require_attention(translator.model)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main():
   logging.set_verbosity(logging.WARNING)
-  decoding_xla_flags.use_decoding_xla_flags()  # before the first JAX computation
-  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.translator import Translator  # pylint: disable=g-import-not-at-top
-  try:
-    texts = read_inputs()
-    translator = Translator.from_workdir(FLAGS.workdir, dtype=FLAGS.dtype)
-    options = decoding_flags.options_from_flags(translator.target_vocab)
-    check_plot_flags(translator)
-    if FLAGS.score_file:
-      for source, target, score, logprob in score_pairs(translator, texts, options):
-        print(f"{source}\t{target}\t{score:.6f}\t{logprob:.6f}")
-      return
-    sources = translator.encode_sources(texts)  # validates every input before any work
-    results = translator.translate(sources, options, FLAGS.batch_size)
-    outputs = [" | ".join(h.text for h in r.nbest) if options.nbest > 1 else r.text for r in results]
-    if FLAGS.plot_attention:
-      plot_attention(translator, texts, sources, results, options)
-  except UsageError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  texts = read_inputs()
+  translator = Translator.from_workdir(FLAGS.workdir, dtype=FLAGS.dtype)
+  options = decoding_flags.options_from_flags(translator.target_vocab)
+  check_plot_flags(translator)
+  if FLAGS.score_file:
+    for source, target, score, logprob in score_pairs(translator, texts, options):
+      print(f"{source}\t{target}\t{score:.6f}\t{logprob:.6f}")
+    return
+  sources = translator.encode_sources(texts)  # validates every input before any work
+  results = translator.translate(sources, options, FLAGS.batch_size)
+  outputs = [" | ".join(h.text for h in r.nbest) if options.nbest > 1 else r.text for r in results]
+  if FLAGS.plot_attention:
+    plot_attention(translator, texts, sources, results, options)
   if FLAGS.output_file:
     tmp = FLAGS.output_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -131,4 +120,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  decoding_xla_flags.use_decoding_xla_flags()  # before JAX starts its backend: XLA reads XLA_FLAGS once
+  entry_point.run(main)

@@ -1,28 +1,58 @@
-"""Decoding flags shared by experiments.train (evaluation) and experiments.decode."""
+"""Decoding flags shared by experiments.train (evaluation), decode and evaluate.
+
+Their defaults are `TrainConfig().decoding`: a model is decoded as it was evaluated unless told
+otherwise.
+"""
 
 from absl import flags
 
+from seq2seq_jax.config import TrainConfig
+from seq2seq_jax.decoding.task import DecodingOptions
+from seq2seq_jax.errors import UsageError
+
 FLAGS = flags.FLAGS
 
-flags.DEFINE_integer("beam_size", 4, "Beam width; 0 = greedy / sampling.")
-flags.DEFINE_integer("nbest", 1, "Hypotheses returned per input (beam search).")
-flags.DEFINE_float("length_penalty", None, "None: divide log-prob by length; alpha in [0, 1]: GNMT.")
-flags.DEFINE_float("patience", None, "Beam patience (Kasai et al. 2022): finished pool = beam * patience.")
-flags.DEFINE_list("temperature", ["0"], "Temperature, or a comma-separated fallback schedule.")
-flags.DEFINE_integer("top_k", None, "Sample from the k most likely tokens.")
-flags.DEFINE_float("top_p", None, "Nucleus sampling: the smallest set with probability >= p.")
-flags.DEFINE_integer("best_of", None, "Samples per input, the best by score is kept.")
-flags.DEFINE_integer("min_len", 0, "Minimum output tokens before EOS.")
-flags.DEFINE_float("max_len_a", 2.0, "Maximum output length = a * source length + b ...")
-flags.DEFINE_integer("max_len_b", 10, "... capped by the model's limit.")
-flags.DEFINE_integer("no_repeat_ngram_size", 0, "Ban repeated n-grams of this size (0 = off).")
+DEFAULT = TrainConfig().decoding  # the decoding a model is evaluated with
+
+flags.DEFINE_integer("beam_size", DEFAULT.beam_size or 0, "Beam width; 0 = greedy / sampling.")
+flags.DEFINE_integer("nbest", DEFAULT.nbest, "Hypotheses returned per input (beam search).")
+flags.DEFINE_float("length_penalty", DEFAULT.length_penalty, "Unset: divide log-prob by length; alpha "
+                   "in [0, 1]: GNMT.")
+flags.DEFINE_float("patience", DEFAULT.patience, "Beam patience (Kasai et al. 2022): finished pool = "
+                   "beam * patience.")
+flags.DEFINE_list("temperature", [str(t) for t in DEFAULT.temperatures], "Temperature, or a "
+                  "comma-separated fallback schedule (Whisper).")
+flags.DEFINE_integer("top_k", DEFAULT.top_k, "Sample from the k most likely tokens.")
+flags.DEFINE_float("top_p", DEFAULT.top_p, "Nucleus sampling: the smallest set with probability >= p.")
+flags.DEFINE_integer("best_of", DEFAULT.best_of, "Samples per input, the best by score is kept.")
+flags.DEFINE_integer("min_len", DEFAULT.min_len, "Minimum output tokens before EOS.")
+flags.DEFINE_float("max_len_a", DEFAULT.max_len_a, "Maximum output length = a * source length + b ...")
+flags.DEFINE_integer("max_len_b", DEFAULT.max_len_b, "... capped by the model's limit.")
+flags.DEFINE_integer("no_repeat_ngram_size", DEFAULT.no_repeat_ngram_size, "Ban repeated n-grams of this "
+                     "size (0 = off).")
 flags.DEFINE_string("suppress_tokens", "", "Output symbols never to emit (space-separated for "
                     "word/phoneme vocabularies, one character each otherwise).")
-flags.DEFINE_bool("suppress_blank", True, "No EOS as the first free output token.")
+flags.DEFINE_bool("suppress_blank", DEFAULT.suppress_blank, "No EOS as the first free output token.")
 flags.DEFINE_string("prefix", "", "Forced start of every output (target-side text).")
 flags.DEFINE_string("prompt", "", "Target-side text fed to the decoder before the output.")
-flags.DEFINE_float("compression_ratio_threshold", 2.4, "Fallback when the output's zlib ratio is above.")
-flags.DEFINE_float("logprob_threshold", -1.0, "Fallback when the average log-prob is below.")
+flags.DEFINE_float("compression_ratio_threshold", DEFAULT.compression_ratio_threshold, "Fallback when "
+                   "the output's zlib compression ratio is above.")
+flags.DEFINE_float("logprob_threshold", DEFAULT.logprob_threshold, "Fallback when the average log-prob "
+                   "is below.")
+
+
+class _TextFreeVocabulary:
+  """For training's evaluation, which takes no text-valued decoding options (they need the
+  trained vocabulary)."""
+
+  def encode(self, text):
+    if text:
+      raise UsageError("--prefix/--prompt/--suppress_tokens are decode-time options: "
+                       "use them with experiments.decode")
+    return []
+
+
+TEXT_FREE_VOCABULARY = _TextFreeVocabulary()
 
 
 def define_dtype_flag():
@@ -34,8 +64,6 @@ def define_dtype_flag():
 
 def options_from_flags(target_vocab):
   """DecodingOptions from the flags; text options are tokenized with the target vocabulary."""
-  from seq2seq_jax.decoding.task import DecodingOptions  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
   try:
     temperatures = tuple(float(t) for t in FLAGS.temperature)
   except ValueError as e:

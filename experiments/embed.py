@@ -4,9 +4,15 @@ r"""Sentence embeddings from a trained encoder: one vector per input line, writt
 """
 
 import os
-import sys
 
-from absl import app, flags, logging
+import numpy as np
+from absl import flags, logging
+
+from experiments import entry_point
+from seq2seq_jax.data import pipeline
+from seq2seq_jax.errors import UsageError
+from seq2seq_jax.sentence_embedding import embed
+from seq2seq_jax.translator import Translator
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/default", "Training workdir.")
@@ -16,25 +22,14 @@ flags.DEFINE_enum("pooling", "mean", ["mean", "max", "final"], "How to pool the 
 flags.DEFINE_integer("batch_size", 256, "Inputs per batch.")
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main():
   logging.set_verbosity(logging.WARNING)
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.errors import UsageError  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.sentence_embedding import embed  # pylint: disable=g-import-not-at-top
-  from seq2seq_jax.translator import Translator  # pylint: disable=g-import-not-at-top
-  try:
-    if not os.path.exists(FLAGS.input_file):
-      raise UsageError(f"--input_file={FLAGS.input_file} does not exist")
-    with open(FLAGS.input_file, encoding="utf-8") as f:
-      texts = [line.rstrip("\n") for line in f]
-    translator = Translator.from_workdir(FLAGS.workdir)
-    sources = translator.encode_sources(texts)
-  except UsageError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  if not os.path.exists(FLAGS.input_file):
+    raise UsageError(f"--input_file={FLAGS.input_file} does not exist")
+  with open(FLAGS.input_file, encoding="utf-8") as f:
+    texts = [line.rstrip("\n") for line in f]
+  translator = Translator.from_workdir(FLAGS.workdir)
+  sources = translator.encode_sources(texts)
   vectors = [None] * len(sources)
   for idx, batch in pipeline.eval_batches(sources, None, FLAGS.batch_size, translator.buckets):
     out = np.asarray(embed(translator.model, translator.params, batch["inputs"], FLAGS.pooling))
@@ -47,4 +42,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_point.run(main)

@@ -50,7 +50,7 @@ def require_attention(model) -> None:
                      f"final encoder state); train --model=rnn_attention or --model=transformer")
 
 
-def describe(model) -> str:
+def attention_description(model) -> str:
   """A one-line name for the plotted weights."""
   require_attention(model)
   if isinstance(model, Transformer):
@@ -138,7 +138,7 @@ def attention_maps(translator, sources: Sequence[Sequence[int]], outputs: Sequen
                    prompt: Sequence[int] = ()) -> list[AttentionMap]:
   """Labelled maps for a `Translator`'s sources and decoded outputs (ids without EOS)."""
   weights = attention_weights(translator.model, translator.params, sources, outputs, prompt)
-  description = describe(translator.model)
+  description = attention_description(translator.model)
   return [AttentionMap(symbols(translator.source_vocab, source),
                        symbols(translator.target_vocab, list(output) + [EOS_ID]), w, description)
           for source, output, w in zip(sources, outputs, weights)]

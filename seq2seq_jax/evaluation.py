@@ -5,9 +5,15 @@
   several acceptable references (CMUdict words with several pronunciations).
 - Translation: detokenised corpus BLEU and chrF from sacrebleu (Post 2018), with their signature
   strings, and BLEU by source-length bucket (Bahdanau et al. 2015, Fig. 2).
+
+`decode_and_score` is the one evaluation of a model's outputs: the training loop (validation and
+test) and `experiments.evaluate` both call it.
 """
 
 import editdistance
+import numpy as np
+
+from seq2seq_jax.translator import decode_all
 
 
 def word_error_rate(hypotheses: list[str], references: list[tuple[str, ...]]) -> float:
@@ -109,3 +115,26 @@ def sequence_metrics(names: tuple[str, ...], hypotheses: list[str], references: 
     out.update(translation_scores(hypotheses, references))
     out["bleu_by_source_length"] = bleu_by_source_length(hypotheses, references, sources)
   return out
+
+
+def decode_and_score(task, examples, source_vocab, target_vocab, metric_names: tuple[str, ...],
+                     max_source_length: int, batch_size: int, buckets, with_error_profile: bool = False) -> dict:
+  """Decodes every example's source with `task` (a DecodingTask) and scores the outputs against
+  the references with `metric_names` (the dataset's: ("wer", "per") or ("bleu", "chrf")).
+
+  A source longer than `max_source_length` tokens is decoded from its first `max_source_length`
+  tokens and counted in `truncated_sources`.  `with_error_profile`: WER by source length and the
+  wrong outputs by edit distance (`error_profile`).  `samples` holds the first three outputs.
+  """
+  encoded = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
+  sources = [s[:max_source_length] for s in encoded]
+  hypotheses = [r.text for r in decode_all(task, sources, batch_size, buckets)]
+  references = [e.references for e in examples]
+  metrics = {"examples": len(examples), "truncated_sources": sum(len(s) > max_source_length for s in encoded)}
+  metrics.update(sequence_metrics(metric_names, hypotheses, references, [e.source for e in examples],
+                                  target_vocab.separator))
+  if with_error_profile:
+    metrics.update(error_profile(hypotheses, references, [len(s) for s in sources], target_vocab.separator))
+  metrics["samples"] = [{"source": e.source, "output": h, "references": list(e.references)}
+                        for e, h in list(zip(examples, hypotheses))[:3]]
+  return metrics

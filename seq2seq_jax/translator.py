@@ -1,28 +1,41 @@
 """A trained model ready to use: workdir -> (vocabularies, model, params) -> text in, text out."""
 
 import dataclasses
-import os
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-from seq2seq_jax import models
+from seq2seq_jax import models, workdir as workdir_lib
 from seq2seq_jax.data import pipeline
+from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingResult, DecodingTask
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.training import loop
 
 
-def restore_params(manager: ocp.CheckpointManager, step: int):
-  """The parameters of checkpoint `step`, on this process's first device, whatever devices saved
-  them (a run on two devices decodes on one): the restore target is the saved shapes and dtypes."""
-  path = os.path.join(str(manager.directory), str(step), "state")
-  saved = ocp.StandardCheckpointer().metadata(path).item_metadata
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-  return restored["state"]["params"]
+def decoding_mesh():
+  """A 1-D mesh over this process's devices to decode data-parallel over, or None when there is one
+  device or several processes (a multi-process run decodes as one global computation on the
+  replicated parameters, as every process calls it alike)."""
+  if jax.process_count() > 1 or jax.local_device_count() == 1:
+    return None
+  return jax.sharding.Mesh(np.asarray(jax.local_devices()), ("rows",),
+                           axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def decoding_task(model, model_config, params, target_vocab, options: DecodingOptions) -> DecodingTask:
+  """A DecodingTask for `model` that decodes data-parallel over this process's devices."""
+  return DecodingTask(model, params, options, bos_id=BOS_ID, eos_id=EOS_ID,
+                      detokenize=target_vocab.decode, model_max_length=model_config.max_len, mesh=decoding_mesh())
+
+
+def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets) -> list[DecodingResult]:
+  """DecodingResults for every source, in input order, batched by the coarser length buckets
+  (`pipeline.coarser_buckets`: fewer compiles; results do not depend on padding)."""
+  results = [None] * len(sources)
+  for idx, batch in pipeline.eval_batches(sources, None, batch_size, pipeline.coarser_buckets(buckets)):
+    for i, res in zip(idx, task.run(batch["inputs"][: len(idx)])):
+      results[i] = res
+  return results
 
 
 @dataclasses.dataclass
@@ -41,7 +54,7 @@ class Translator:
     """Loads the vocabularies, the model recorded in config.json and the params of checkpoint
     `step` (default: the latest).  `dtype` replaces the model's compute dtype (e.g. decode a
     float32-trained Transformer in bfloat16); the parameters are loaded as saved."""
-    config, source_vocab, target_vocab = loop.load_workdir(workdir)
+    config, source_vocab, target_vocab = workdir_lib.load(workdir)
     hparams = dict(config["model_hparams"])
     if dtype is not None:
       if "dtype" not in models.hyperparameter_names(config["model"]):
@@ -49,7 +62,7 @@ class Translator:
       hparams["dtype"] = dtype
     model_config, model = models.build_model(config["model"], source_vocab_size=source_vocab.size,
                                   target_vocab_size=target_vocab.size, **hparams)
-    manager = loop.checkpoint_manager(workdir)
+    manager = workdir_lib.checkpoint_manager(workdir)
     if step is None:
       step = manager.latest_step()
       if step is None:
@@ -57,7 +70,7 @@ class Translator:
     elif step not in manager.all_steps():
       saved = ", ".join(map(str, manager.all_steps())) or "none"
       raise UsageError(f"{workdir} has no checkpoint of step {step}; saved steps: {saved}")
-    return cls(model, model_config, restore_params(manager, step), source_vocab, target_vocab,
+    return cls(model, model_config, workdir_lib.restore_params(manager, step), source_vocab, target_vocab,
                tuple(config["buckets"]), step, config["max_source_length"])
 
   def encode_sources(self, texts: list[str]) -> list[np.ndarray]:
@@ -75,11 +88,11 @@ class Translator:
     return sources
 
   def task(self, options: DecodingOptions) -> DecodingTask:
-    return loop.decoding_task(self.model, self.model_config, self.params, self.target_vocab, options)
+    return decoding_task(self.model, self.model_config, self.params, self.target_vocab, options)
 
   def translate(self, sources: list[np.ndarray], options: DecodingOptions,
                 batch_size: int = 256) -> list[DecodingResult]:
-    return loop.decode_all(self.task(options), sources, batch_size, self.buckets)
+    return decode_all(self.task(options), sources, batch_size, self.buckets)
 
   def encode_targets(self, texts: list[str]) -> list[np.ndarray]:
     """Target token ids ending in EOS (for scoring given outputs)."""

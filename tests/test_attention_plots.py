@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seq2seq_jax import attention_maps, attention_plots
+from experiments import plots
+from seq2seq_jax import attention_maps
 from seq2seq_jax.data.tokenizers import Vocabulary
 from seq2seq_jax.decoding.task import initial_cache
 from seq2seq_jax.errors import UsageError
@@ -113,21 +114,21 @@ def test_labels_are_the_vocabulary_symbols_with_specials_named():
 
 
 def test_file_names_are_safe():
-  assert attention_plots.file_name(1, "knight") == "001_knight.png"
-  assert attention_plots.file_name(12, "../a b/c") == "012_a_b_c.png"
-  assert attention_plots.file_name(3, "..") == "003_input.png"
-  assert attention_plots.file_name(4, "naïve") == "004_na_ve.png"
-  assert len(attention_plots.file_name(5, "x" * 500)) < 60
+  assert plots.file_name(1, "knight") == "001_knight.png"
+  assert plots.file_name(12, "../a b/c") == "012_a_b_c.png"
+  assert plots.file_name(3, "..") == "003_input.png"
+  assert plots.file_name(4, "naïve") == "004_na_ve.png"
+  assert len(plots.file_name(5, "x" * 500)) < 60
 
 
 @pytest.mark.parametrize("per_head", [False, True])
 def test_plot_writes_a_png(tmp_path, per_head):
   weights = np.random.default_rng(0).dirichlet(np.ones(4), size=(3, 2, 5))   # [layers, heads, T, S]
   attention = attention_maps.AttentionMap(("k", "n", "i", "t"), ("N", "AY", "T", "OW", "</s>"), weights, "test")
-  grid, titles, _ = attention_plots.panels(attention, per_head)
+  grid, titles, _ = plots.panels(attention, per_head)
   assert grid.shape == ((3, 2, 5, 4) if per_head else (1, 3, 5, 4)) and len(titles) == grid.shape[0] * grid.shape[1]
   np.testing.assert_allclose(grid.sum(-1), 1.0)
-  path = attention_plots.plot(attention, str(tmp_path / "a.png"), per_head)
+  path = plots.plot(attention, str(tmp_path / "a.png"), per_head)
   assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 

@@ -126,7 +126,7 @@ def test_pmap_equals_shard_map():
   losses_pm = []
   for i in range(3):
     state, sums = train(state, parallel.pmap_shard(batch_with_uneven_padding(i), len(devices)), key)
-    losses_pm.append(step_lib.summarize(parallel.pmap_unreplicate(sums))["loss"])
+    losses_pm.append(step_lib.metrics_from_sums(parallel.pmap_unreplicate(sums))["loss"])
   np.testing.assert_allclose(losses_pm, losses_sm, rtol=1e-5)
   params_pm = parallel.pmap_unreplicate(state.params)
   for a, b in zip(jax.tree.leaves(params_pm), jax.tree.leaves(params_sm)):
@@ -151,7 +151,7 @@ def loss_curve(dtype, steps=30):
   losses = []
   for i in range(steps):
     state, sums = train(state, parallel.shard_batch(copy_batch(i % 4), mesh), key)
-    losses.append(step_lib.summarize(jax.device_get(sums))["loss"])
+    losses.append(step_lib.metrics_from_sums(jax.device_get(sums))["loss"])
   return np.asarray(losses), jax.device_get(state)
 
 

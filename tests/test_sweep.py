@@ -1,4 +1,4 @@
-"""experiments.sweep and seq2seq_jax.sweeps: grid expansion, tables, and a real two-run sweep.
+"""experiments.sweep (plan, launch, report): grid expansion, tables, and a real two-run sweep.
 
 The end-to-end tests share one sweep (module fixture): two tiny training runs and one with a bad
 flag value.  experiments.train processes started by this file: 3 for the sweep (one fails at
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from seq2seq_jax import sweeps
+from experiments.sweep import launch, plan, report
 from seq2seq_jax.errors import UsageError
 
 TINY_BASE = """\
@@ -54,52 +54,52 @@ def read_csv(path):
 # ----------------------------------------------------------------------------- pure functions
 
 def test_grid_is_the_cross_product_and_runs_combine_with_every_grid_point():
-  grids = [sweeps.parse_grid("num_heads=1,4,8"), sweeps.parse_grid("--dropout=0.0, 0.1")]
+  grids = [plan.parse_grid("num_heads=1,4,8"), plan.parse_grid("--dropout=0.0, 0.1")]
   assert grids == [("num_heads", ("1", "4", "8")), ("dropout", ("0.0", "0.1"))]
-  configurations = sweeps.expand(grids, [])
+  configurations = plan.expand(grids, [])
   assert [c.flags for c in configurations] == [
       (("num_heads", h), ("dropout", d)) for h in ("1", "4", "8") for d in ("0.0", "0.1")]
   assert all(c.label is None for c in configurations)
 
-  named = [sweeps.parse_named_run("base:"), sweeps.parse_named_run("big:d_model=256,d_ff=1024")]
+  named = [plan.parse_named_run("base:"), plan.parse_named_run("big:d_model=256,d_ff=1024")]
   assert named == [("base", ()), ("big", (("d_model", "256"), ("d_ff", "1024")))]
-  assert [(c.label, c.flags) for c in sweeps.expand([], named)] == named  # runs only
-  both = sweeps.expand(grids[1:], named)                                    # runs x grid
+  assert [(c.label, c.flags) for c in plan.expand([], named)] == named  # runs only
+  both = plan.expand(grids[1:], named)                                    # runs x grid
   assert [(c.label, c.flag_dict()) for c in both] == [
       ("base", {"dropout": "0.0"}), ("base", {"dropout": "0.1"}),
       ("big", {"d_model": "256", "d_ff": "1024", "dropout": "0.0"}),
       ("big", {"d_model": "256", "d_ff": "1024", "dropout": "0.1"})]
-  assert sweeps.expand([], []) == [sweeps.Configuration(None, ())]         # just the base flags
+  assert plan.expand([], []) == [plan.Configuration(None, ())]         # just the base flags
 
-  runs = sweeps.plan_runs(both, [0, 1])
+  runs = plan.plan_runs(both, [0, 1])
   assert [r.name for r in runs[:3]] == ["base,dropout=0.0,seed=0", "base,dropout=0.0,seed=1",
                                         "base,dropout=0.1,seed=0"]
   assert runs[-1].name == "big,d_ff=1024,d_model=256,dropout=0.1,seed=1"  # flags sorted by name
-  command = sweeps.train_command("python", "base.flags", ["--num_train_steps=10"], runs[-1], "out")
+  command = plan.train_command("python", "base.flags", ["--num_train_steps=10"], runs[-1], "out")
   assert command == ["python", "-m", "experiments.train", "--flagfile=base.flags", "--num_train_steps=10",
                      "--d_model=256", "--d_ff=1024", "--dropout=0.1", "--seed=1",
                      "--workdir=out/big,d_ff=1024,d_model=256,dropout=0.1,seed=1"]
 
 
 def test_run_names_are_filesystem_safe_and_never_collide():
-  odd = sweeps.Configuration(None, (("data_dir", "/a b/c"),))
-  assert sweeps.run_name(odd, 3) == "data_dir=_a_b_c,seed=3"
-  long = sweeps.Configuration("x", (("prefix", "y" * 400),))
-  assert len(sweeps.run_name(long, 0)) <= 200
+  odd = plan.Configuration(None, (("data_dir", "/a b/c"),))
+  assert plan.run_name(odd, 3) == "data_dir=_a_b_c,seed=3"
+  long = plan.Configuration("x", (("prefix", "y" * 400),))
+  assert len(plan.run_name(long, 0)) <= 200
   with pytest.raises(UsageError, match="same directory"):
-    sweeps.plan_runs(sweeps.expand([sweeps.parse_grid("prefix=a/b,a b")], []), [0])
+    plan.plan_runs(plan.expand([plan.parse_grid("prefix=a/b,a b")], []), [0])
 
 
 @pytest.mark.parametrize("parse, spec, message", [
-    (sweeps.parse_grid, "num_heads", "expected FLAG=V1,V2"),
-    (sweeps.parse_grid, "num_heads=", "empty value"),
-    (sweeps.parse_grid, "num_heads=1,,2", "empty value"),
-    (sweeps.parse_grid, "num_heads=1,1", "listed twice"),
-    (sweeps.parse_grid, "num heads=1", "expected FLAG=V1,V2"),
-    (sweeps.parse_named_run, "big", "expected NAME:FLAG=V"),
-    (sweeps.parse_named_run, "b/g:d_model=1", "expected NAME:FLAG=V"),
-    (sweeps.parse_named_run, "big:d_model", "'d_model' is not FLAG=VALUE"),
-    (sweeps.parse_named_run, "big:d_model=1,d_model=2", "set twice"),
+    (plan.parse_grid, "num_heads", "expected FLAG=V1,V2"),
+    (plan.parse_grid, "num_heads=", "empty value"),
+    (plan.parse_grid, "num_heads=1,,2", "empty value"),
+    (plan.parse_grid, "num_heads=1,1", "listed twice"),
+    (plan.parse_grid, "num heads=1", "expected FLAG=V1,V2"),
+    (plan.parse_named_run, "big", "expected NAME:FLAG=V"),
+    (plan.parse_named_run, "b/g:d_model=1", "expected NAME:FLAG=V"),
+    (plan.parse_named_run, "big:d_model", "'d_model' is not FLAG=VALUE"),
+    (plan.parse_named_run, "big:d_model=1,d_model=2", "set twice"),
 ])
 def test_bad_specs_are_usage_errors(parse, spec, message):
   with pytest.raises(UsageError, match=message):
@@ -107,43 +107,43 @@ def test_bad_specs_are_usage_errors(parse, spec, message):
 
 
 def test_conflicts_and_reserved_flags_are_usage_errors():
-  grid = [sweeps.parse_grid("num_heads=1,2")]
+  grid = [plan.parse_grid("num_heads=1,2")]
   with pytest.raises(UsageError, match="--grid sets --num_heads twice"):
-    sweeps.expand(grid + grid, [])
+    plan.expand(grid + grid, [])
   with pytest.raises(UsageError, match="both set --num_heads"):
-    sweeps.expand(grid, [("a", (("num_heads", "4"),))])
+    plan.expand(grid, [("a", (("num_heads", "4"),))])
   with pytest.raises(UsageError, match="names 'a' twice"):
-    sweeps.expand([], [("a", ()), ("a", ())])
+    plan.expand([], [("a", ()), ("a", ())])
   for flag in ("seed", "workdir", "flagfile"):
     with pytest.raises(UsageError, match=f"--{flag} cannot be varied"):
-      sweeps.check_flags([(flag, "1")], lambda *_: None)
+      plan.check_flags([(flag, "1")], lambda *_: None)
 
 
 def test_seeds_start_at_the_base_seed():
-  assert sweeps.seed_values([], 3) == [0, 1, 2]
-  assert sweeps.seed_values(["--seed=5", "--d_model=8", "--seed=7"], 2) == [7, 8]
+  assert plan.seed_values([], 3) == [0, 1, 2]
+  assert plan.seed_values(["--seed=5", "--d_model=8", "--seed=7"], 2) == [7, 8]
   with pytest.raises(UsageError, match="--seeds must be a positive integer"):
-    sweeps.seed_values([], 0)
+    plan.seed_values([], 0)
 
 
 def test_an_out_dir_refuses_other_base_flags(tmp_path):
   record = {"base_flags": ["--num_train_steps=4"], "extra_flags": []}
-  sweeps.check_sweep_record(str(tmp_path), record, write=False)
-  assert not (tmp_path / sweeps.SWEEP_FILE).exists()
-  sweeps.check_sweep_record(str(tmp_path), record)
-  sweeps.check_sweep_record(str(tmp_path), record)  # the same flags: fine
+  plan.check_sweep_record(str(tmp_path), record, write=False)
+  assert not (tmp_path / plan.SWEEP_FILE).exists()
+  plan.check_sweep_record(str(tmp_path), record)
+  plan.check_sweep_record(str(tmp_path), record)  # the same flags: fine
   with pytest.raises(UsageError, match=r"other flags \(base_flags: --num_train_steps=4 -> --num_train_steps=8\)"):
-    sweeps.check_sweep_record(str(tmp_path), {**record, "base_flags": ["--num_train_steps=8"]})
+    plan.check_sweep_record(str(tmp_path), {**record, "base_flags": ["--num_train_steps=8"]})
 
 
 def test_error_is_the_last_error_line_else_the_last_line():
-  assert sweeps.error_from_log("step 1\nerror: --num_train_steps must be positive\n", 2) == \
+  assert launch.error_from_log("step 1\nerror: --num_train_steps must be positive\n", 2) == \
       "--num_train_steps must be positive"
   absl = "FATAL Flags parsing error: flag --num_heads=x: invalid literal\nPass --helpshort or --helpfull to see help on flags.\n"
-  assert sweeps.error_from_log(absl, 1) == "FATAL Flags parsing error: flag --num_heads=x: invalid literal"
-  assert sweeps.error_from_log("train: 50%\rTraceback ...\n  x\nValueError: bad shape\n\n", 1) == "ValueError: bad shape"
-  assert sweeps.error_from_log("", 3) == "exit status 3"
-  assert sweeps.error_from_log("anything", -9) == "killed by SIGKILL"
+  assert launch.error_from_log(absl, 1) == "FATAL Flags parsing error: flag --num_heads=x: invalid literal"
+  assert launch.error_from_log("train: 50%\rTraceback ...\n  x\nValueError: bad shape\n\n", 1) == "ValueError: bad shape"
+  assert launch.error_from_log("", 3) == "exit status 3"
+  assert launch.error_from_log("anything", -9) == "killed by SIGKILL"
 
 
 def _fake_run(out_dir, run, eval_metrics=None, error=None):
@@ -153,17 +153,17 @@ def _fake_run(out_dir, run, eval_metrics=None, error=None):
   if eval_metrics is not None:
     results = {"step": 4, "train_loss": 2.0, "wall_s": 10.0, "params": 1000, "model": "transformer",
                "eval": {**eval_metrics, "examples": 8, "tokens": 59}}
-    with open(os.path.join(workdir, sweeps.RESULTS_FILE), "w") as f:
+    with open(os.path.join(workdir, plan.RESULTS_FILE), "w") as f:
       json.dump(results, f)
   if error is not None:
-    with open(os.path.join(workdir, sweeps.STATUS_FILE), "w") as f:
+    with open(os.path.join(workdir, plan.STATUS_FILE), "w") as f:
       json.dump({"returncode": 2, "error": error}, f)
 
 
 def test_table_shows_mean_std_over_seeds_failures_and_plots_each_grid_flag(tmp_path):
   out = str(tmp_path)
-  grids = [sweeps.parse_grid("num_heads=1,2"), sweeps.parse_grid("dropout=0,0.1")]
-  runs = sweeps.plan_runs(sweeps.expand(grids, []), [0, 1, 2])
+  grids = [plan.parse_grid("num_heads=1,2"), plan.parse_grid("dropout=0,0.1")]
+  runs = plan.plan_runs(plan.expand(grids, []), [0, 1, 2])
   for run in runs:
     flags = run.configuration.flag_dict()
     if flags == {"num_heads": "2", "dropout": "0.1"}:
@@ -173,7 +173,7 @@ def test_table_shows_mean_std_over_seeds_failures_and_plots_each_grid_flag(tmp_p
     else:  # any numeric eval key is a metric, e.g. a translation's bleu
       _fake_run(out, run, {"loss": 1.0 + run.seed, "wer": 0.5, "bleu": 20.0 + int(flags["num_heads"])})
 
-  rows = sweeps.summarize(sweeps.collect(runs, out))
+  rows = report.summarize(report.collect(runs, out))
   assert [(r.configuration.flag_dict(), r.n, r.status) for r in rows] == [
       ({"num_heads": "1", "dropout": "0"}, 3, "ok"),
       ({"num_heads": "1", "dropout": "0.1"}, 2, "partial"),
@@ -183,20 +183,20 @@ def test_table_shows_mean_std_over_seeds_failures_and_plots_each_grid_flag(tmp_p
   assert "examples" not in rows[0].mean and "tokens" not in rows[0].mean
   assert rows[3].error == "seeds 0, 1, 2: --num_heads=2 is out of memory"
 
-  sweeps.write_csv(rows, str(tmp_path / "results.csv"))
+  report.write_csv(rows, str(tmp_path / "results.csv"))
   table = read_csv(tmp_path / "results.csv")
   assert [t["status"] for t in table] == ["ok", "partial", "ok", "failed"]
   assert float(table[2]["bleu"]) == 22.0 and float(table[0]["loss_std"]) == 1.0
   assert table[3]["error"].endswith("out of memory") and table[3]["loss"] == ""
 
-  sweeps.write_markdown(rows, str(tmp_path / "results.md"), "test")
+  report.write_markdown(rows, str(tmp_path / "results.md"), "test")
   md = (tmp_path / "results.md").read_text().splitlines()
   header = [c.strip() for c in md[4].strip("|").split("|")]
   assert header == ["num_heads", "dropout", "n", "params", "loss", "wer", "bleu", "train_loss", "wall_s", "status"]
   assert "| 1 | 0 | 3/3 | 1,000 | 2 ± 1 | 0.5 ± 0 | 21 ± 0 |" in md[6]
   assert md[-1].endswith("| 2 | 0.1 | 0/3 |  |  |  |  |  |  | failed: seeds 0, 1, 2: --num_heads=2 is out of memory |")
 
-  paths = sweeps.write_plots(rows, ["num_heads", "dropout"], str(tmp_path / "plots"))
+  paths = report.write_plots(rows, ["num_heads", "dropout"], str(tmp_path / "plots"))
   assert sorted(os.path.basename(p) for p in paths) == ["dropout.png", "num_heads.png"]
   assert all(os.path.getsize(p) > 1000 for p in paths)
 
@@ -308,8 +308,8 @@ def test_dry_run_commands_are_the_sweeps_and_reproduce_its_results(tiny_sweep):
 
 
 def test_seed_counts_give_one_named_run_more_seeds():
-  named = [sweeps.parse_named_run("base:"), sweeps.parse_named_run("small:d_model=64")]
-  runs = sweeps.plan_runs(sweeps.expand([], named), [0], {"base": 3})
+  named = [plan.parse_named_run("base:"), plan.parse_named_run("small:d_model=64")]
+  runs = plan.plan_runs(plan.expand([], named), [0], {"base": 3})
   assert [(r.configuration.label, r.seed) for r in runs] == [("base", 0), ("base", 1), ("base", 2), ("small", 0)]
   with pytest.raises(UsageError, match="not a --runs name"):
-    sweeps.plan_runs(sweeps.expand([], named), [0], {"nope": 2})
+    plan.plan_runs(plan.expand([], named), [0], {"nope": 2})

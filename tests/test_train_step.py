@@ -49,7 +49,7 @@ def run_steps(devices, num_steps=4, dropout=0.0, optimizer="adam", grad_accum_st
   for seed in seeds:
     batch = batch_with_uneven_padding(seed, batch=batch_size)
     state, sums = train(state, parallel.shard_batch(batch, mesh), key)
-    losses.append(step_lib.summarize(jax.device_get(sums))["loss"])
+    losses.append(step_lib.metrics_from_sums(jax.device_get(sums))["loss"])
   return jax.device_get(state.params), losses
 
 
@@ -92,7 +92,7 @@ def test_loss_is_normalised_by_global_token_count():
   mesh = parallel.make_mesh(jax.devices()[:2])
   evaluate = parallel.data_parallel(step_lib.eval_step, mesh, batch_argnums=(1,), apply_fn=model.apply,
                                     label_smoothing=0.1)
-  got = step_lib.summarize(evaluate(parallel.replicate(params, mesh), parallel.shard_batch(batch, mesh)))
+  got = step_lib.metrics_from_sums(evaluate(parallel.replicate(params, mesh), parallel.shard_batch(batch, mesh)))
   assert got["tokens"] == int(weights.sum())
   assert got["loss"] == pytest.approx(expected, rel=1e-5)
 

@@ -43,7 +43,7 @@ def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_s
   """Source and target vocabularies from the training split only.
 
   Symbol datasets: the exact symbol sets (characters / space-separated symbols).  SentencePiece
-  datasets: unigram models of `vocab_size` pieces, one per side or one `shared` by both, cached as
+  datasets: unigram models of `vocab_size` pieces (0: the dataset's `default_vocab_size`), one per side or one `shared` by both, cached as
   JSON under `cache_dir` keyed by `cache_key` (dataset, options) and the vocabulary settings.
   """
   if getattr(spec, "tokenizer", "symbols") == "symbols":
@@ -53,6 +53,7 @@ def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_s
     source = Vocabulary.from_texts((e.source for e in train_examples), spec.source_separator)
     target = Vocabulary.from_texts((r for e in train_examples for r in e.references), spec.target_separator)
     return source, target
+  vocab_size = vocab_size or spec.default_vocab_size
   if vocab_size <= 0:
     raise UsageError(f"--vocab_size must be a positive integer for SentencePiece datasets, got {vocab_size}")
   path = None

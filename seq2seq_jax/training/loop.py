@@ -1,8 +1,6 @@
 """train_and_evaluate: data -> train steps -> checkpoints, metrics, evaluation, results.json.
 
-A workdir holds: `config.json` (what made it), `vocab_source.json` / `vocab_target.json`,
-`checkpoints/` (orbax: train state + {step, data position, PRNG key, wall time}), `metrics.jsonl`,
-`tensorboard/` and, at the end, `results.json`.  Running again on the same workdir continues from
+The workdir's layout is `seq2seq_jax/workdir.py`'s.  Running again on the same workdir continues from
 the latest checkpoint and ends exactly where an uninterrupted run ends (batches and dropout keys
 are functions of the step).
 """
@@ -17,51 +15,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from seq2seq_jax import evaluation, models
+from seq2seq_jax import evaluation, models, translator, workdir as workdir_lib
+from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.data import datasets, pipeline
-from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID, vocabulary_from_json
-from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask
+from seq2seq_jax.decoding.task import DecodingTask
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
 from seq2seq_jax.training.metrics_writer import MetricsWriter
-
-# Fields that define the model and its data: a workdir cannot be resumed with other values.
-IDENTITY_FIELDS = ("model", "dataset", "dataset_options", "model_hparams", "max_source_length",
-                   "max_target_length", "buckets", "vocab_size", "shared_vocab")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-  workdir: str
-  model: str = "transformer"
-  dataset: str = "cmudict_g2p"
-  data_dir: str = "~/tensorflow_datasets"
-  dataset_options: dict = dataclasses.field(default_factory=dict)  # fields of datasets.DatasetOptions
-  vocab_size: int = 0              # SentencePiece pieces per vocabulary (0 = symbol vocabularies)
-  shared_vocab: bool = False       # one SentencePiece model for source and target
-  model_hparams: dict = dataclasses.field(default_factory=dict)  # fields of the model's config
-  batch_size: int = 256            # global batch, split over all devices
-  max_tokens: int = 0              # token budget per global batch instead of batch_size (0 = off)
-  num_train_steps: int = 1500
-  eval_every_steps: int = 500
-  checkpoint_every_steps: int = 500
-  log_every_steps: int = 50
-  seed: int = 0
-  schedule: str = "inverse_sqrt"
-  learning_rate: float = 1.0       # scale of the schedule (inverse_sqrt: multiplies d^-0.5 ...)
-  warmup_steps: int = 1000
-  grad_clip_norm: float = 0.0
-  label_smoothing: float = 0.1
-  grad_accum_steps: int = 1        # microbatches per device per optimizer step (same update as one batch)
-  dtype: str = "float32"           # activations/matmuls; bfloat16 keeps params, optimizer and loss float32
-  max_source_length: int = 32      # longest source (tokens) used in training and accepted at decoding
-  max_target_length: int = 32      # longest target (tokens incl. EOS) used in training
-  buckets: tuple = pipeline.DEFAULT_BUCKETS
-  eval_batch_size: int = 512
-  max_eval_examples: int = 0       # validation examples for periodic WER (0 = all)
-  max_test_examples: int = 0       # test examples for the final evaluation (0 = all; fewer for smoke tests)
-  keep_checkpoints: int = 2
-  decoding: DecodingOptions = DecodingOptions(beam_size=4)  # for validation and test WER/PER
 
 
 def validate(config: TrainConfig) -> None:
@@ -83,7 +43,11 @@ def validate(config: TrainConfig) -> None:
   if not config.max_tokens and config.batch_size % (jax.device_count() * config.grad_accum_steps):
     raise UsageError(f"--batch_size={config.batch_size} must be divisible by devices x --grad_accum_steps "
                      f"({jax.device_count()} x {config.grad_accum_steps})")
-  model_fields = {f.name for f in dataclasses.fields(models.MODELS.get(config.model, (TrainConfig,))[0])}
+  models.check_hyperparameters(config.model, config.model_hparams)
+  for name in models.FILLED_BY_RUN:
+    if name in config.model_hparams:
+      raise UsageError(f"model_hparams[{name!r}] is set by the run (from the data, or --dtype); drop it")
+  model_fields = models.hyperparameter_names(config.model)
   if config.dtype not in ("float32", "bfloat16") or (config.dtype != "float32" and "dtype" not in model_fields):
     raise UsageError(f"--dtype={config.dtype} is not available for --model={config.model} "
                      "(float32 everywhere; bfloat16 for the transformer)")
@@ -102,120 +66,27 @@ def validate(config: TrainConfig) -> None:
     raise UsageError(f"unknown --schedule={config.schedule!r}; choose one of: {', '.join(state_lib.SCHEDULES)}")
 
 
-def _identity(config: TrainConfig) -> dict:
-  d = dataclasses.asdict(config)
-  return json.loads(json.dumps({k: d[k] for k in IDENTITY_FIELDS}))
-
-
-def _saved_identity(saved: dict) -> dict:
-  """The identity fields of a saved config.json; workdirs from before a field existed get its
-  default (and the old single `max_length` stands for both length limits)."""
-  defaults = _identity(TrainConfig(workdir=""))
-  if "max_length" in saved:
-    defaults["max_source_length"] = defaults["max_target_length"] = saved["max_length"]
-  return {k: saved.get(k, defaults[k]) for k in IDENTITY_FIELDS}
-
-
-def _write_json_atomic(path: str, obj) -> None:
-  with open(path + ".tmp", "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-  os.replace(path + ".tmp", path)
-
-
-def prepare_workdir(config: TrainConfig, vocabs: tuple) -> None:
-  """Records config and vocabularies; refuses (UsageError, nothing written) a workdir made with a
-  different model, dataset or vocabulary."""
-  path = os.path.join(config.workdir, "config.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    mine, saved = _identity(config), _saved_identity(saved)
-    diff = [f"{k}: {saved[k]!r} != {mine[k]!r}" for k in IDENTITY_FIELDS if saved[k] != mine[k]]
-    if diff:
-      raise UsageError(f"workdir {config.workdir} holds a run with different settings ({'; '.join(diff)}); "
-                       "use a new --workdir or the original flags")
-    for side, vocab in zip(("source", "target"), vocabs):
-      with open(os.path.join(config.workdir, f"vocab_{side}.json")) as f:
-        if vocabulary_from_json(f.read()) != vocab:
-          raise UsageError(f"workdir {config.workdir}: the {side} vocabulary differs from this data; "
-                           "use a new --workdir")
-    return
-  os.makedirs(config.workdir, exist_ok=True)
-  for side, vocab in zip(("source", "target"), vocabs):
-    with open(os.path.join(config.workdir, f"vocab_{side}.json"), "w") as f:
-      f.write(vocab.to_json())
-  _write_json_atomic(path, {**_identity(config), "full_config": json.loads(json.dumps(dataclasses.asdict(config)))})
-
-
-def load_workdir(workdir: str):
-  """(config dict, source vocab, target vocab) recorded in a workdir.  The config dict holds every
-  identity field (old workdirs get the defaults, see `_saved_identity`)."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise UsageError(f"{workdir} is not a training workdir (no config.json); train with "
-                     f"`python -m experiments.train --workdir={workdir}` first")
-  with open(path) as f:
-    config = json.load(f)
-  config.update(_saved_identity(config))
-  vocabs = []
-  for side in ("source", "target"):
-    with open(os.path.join(workdir, f"vocab_{side}.json")) as f:
-      vocabs.append(vocabulary_from_json(f.read()))
-  return config, vocabs[0], vocabs[1]
-
-
-def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-
-
-def decoding_task(model, model_config, params, target_vocab, options: DecodingOptions) -> DecodingTask:
-  """A DecodingTask that decodes data-parallel over this process's devices when it has several.
-  One process only: in a multi-process run decoding stays one global computation on the
-  replicated parameters, as every process calls it alike."""
-  mesh = None
-  if jax.process_count() == 1 and jax.local_device_count() > 1:
-    mesh = parallel.make_mesh(jax.local_devices())
-  return DecodingTask(model, params, options, bos_id=BOS_ID, eos_id=EOS_ID,
-                      detokenize=target_vocab.decode, limit=model_config.max_len, mesh=mesh)
-
-
-def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets):
-  """DecodingResults for every source, in input order, batched by the coarser length buckets
-  (`pipeline.coarser_buckets`: fewer compiles; results do not depend on padding)."""
-  results = [None] * len(sources)
-  for idx, batch in pipeline.eval_batches(sources, None, batch_size, pipeline.coarser_buckets(buckets)):
-    for i, res in zip(idx, task.run(batch["inputs"][: len(idx)])):
-      results[i] = res
-  return results
+def model_dtype(config: TrainConfig) -> dict:
+  """The compute dtype as a model hyperparameter, for the models that have one."""
+  return {"dtype": config.dtype} if "dtype" in models.hyperparameter_names(config.model) else {}
 
 
 def evaluate(task: DecodingTask, eval_fn, examples, vocabs, config: TrainConfig, mesh, spec) -> dict:
   """Teacher-forced loss/perplexity/accuracy over every reference that fits the longest bucket, and
-  the dataset's metrics (WER/PER or BLEU/chrF) of the decoded outputs.  Sources longer than
-  `max_source_length` are decoded from their first `max_source_length` tokens (and counted)."""
+  the dataset's metrics of the decoded outputs (`evaluation.decode_and_score`)."""
   source_vocab, target_vocab = vocabs
   pairs = pipeline.encode_pairs(examples, source_vocab, target_vocab, max(config.buckets))
   sums = None
   for _, batch in pipeline.eval_batches(pairs.sources, pairs.targets, config.eval_batch_size, config.buckets):
     s = eval_fn(task.params, parallel.shard_batch(batch, mesh))
     sums = s if sums is None else jax.tree.map(lambda a, b: a + b, sums, s)
-  metrics = step_lib.summarize(jax.device_get(sums))
-  sources = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
-  metrics["truncated_sources"] = sum(len(s) > config.max_source_length for s in sources)
-  sources = [s[: config.max_source_length] for s in sources]
-  hypotheses = [r.text for r in decode_all(task, sources, config.eval_batch_size, config.buckets)]
-  references = [e.references for e in examples]
-  metrics.update(evaluation.sequence_metrics(spec.metrics, hypotheses, references,
-                                             [e.source for e in examples], target_vocab.separator))
-  metrics["examples"] = len(examples)
-  metrics["samples"] = [{"source": e.source, "output": h, "references": list(e.references)}
-                        for e, h in list(zip(examples, hypotheses))[:3]]
+  metrics = step_lib.metrics_from_sums(jax.device_get(sums))
+  metrics.update(evaluation.decode_and_score(task, examples, source_vocab, target_vocab, spec.metrics,
+                                             config.max_source_length, config.eval_batch_size, config.buckets))
   return metrics
 
 
-def describe(metrics: dict) -> str:
+def format_metrics(metrics: dict) -> str:
   """One line of the headline metrics present in `metrics`."""
   parts = [f"{k.upper()} {metrics[k]:.2%}" for k in ("wer", "per") if k in metrics]
   parts += [f"{name} {metrics[k]:.2f}" for k, name in (("bleu", "BLEU"), ("chrf", "chrF")) if k in metrics]
@@ -239,10 +110,10 @@ def train_and_evaluate(config: TrainConfig) -> dict:
       cache_key={"dataset": config.dataset, "options": config.dataset_options})
   model_config, model = models.build_model(
       config.model, source_vocab_size=vocabs[0].size, target_vocab_size=vocabs[1].size,
-      **config.model_hparams, dtype=config.dtype)
+      **config.model_hparams, **model_dtype(config))
   is_chief = jax.process_index() == 0
   if is_chief:  # one writer for the shared workdir; the other processes wait for it
-    prepare_workdir(config, vocabs)
+    workdir_lib.prepare(config, vocabs)
   parallel.sync_processes("prepare_workdir")
 
   train_pairs = pipeline.encode_pairs(examples["train"], *vocabs, config.max_source_length,
@@ -263,7 +134,7 @@ def train_and_evaluate(config: TrainConfig) -> dict:
   state = state_lib.create_train_state(model, init_key, shape, shape, tx)
   n_params = state_lib.parameter_count(state.params)
 
-  manager = checkpoint_manager(config.workdir, config.keep_checkpoints)
+  manager = workdir_lib.checkpoint_manager(config.workdir, config.keep_checkpoints)
   writer = MetricsWriter(config.workdir, enabled=is_chief)
   meta = {"wall_s": 0.0}
   if manager.latest_step() is not None:
@@ -307,7 +178,7 @@ def train_and_evaluate(config: TrainConfig) -> dict:
     done = step + 1
     progress.update(1)
     if done % config.log_every_steps == 0 or done == config.num_train_steps:
-      metrics = step_lib.summarize(jax.device_get(sums))
+      metrics = step_lib.metrics_from_sums(jax.device_get(sums))
       metrics["grad_norm"] = float(jax.device_get(step_sums["grad_norm"]))
       elapsed = time.time() - tick
       metrics["target_tokens_per_s"] = metrics["tokens"] / elapsed
@@ -317,11 +188,11 @@ def train_and_evaluate(config: TrainConfig) -> dict:
       progress.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['target_tokens_per_s']:.0f}")
       sums, tick, tick_step = None, time.time(), done
     if done % config.eval_every_steps == 0 and done != config.num_train_steps:
-      task = decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
+      task = translator.decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
       valid = evaluate(task, eval_fn, validation, vocabs, config, mesh, spec)
       writer.write(done, {f"validation/{k}": v for k, v in valid.items() if _scalar(v)})
       if is_chief:
-        progress.write(f"step {done}: validation {describe(valid)}")
+        progress.write(f"step {done}: validation {format_metrics(valid)}")
       tick = time.time()  # evaluation time is not training throughput
     if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps:
       save(done)
@@ -334,13 +205,13 @@ def train_and_evaluate(config: TrainConfig) -> dict:
       logged = [json.loads(line) for line in f if '"train/loss"' in line]
     train_loss = logged[-1]["train/loss"] if logged else None
   test_examples = examples["test"][: config.max_test_examples or None]
-  task = decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
+  task = translator.decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
   test = evaluate(task, eval_fn, test_examples, vocabs, config, mesh, spec)
   results = {"step": config.num_train_steps, "train_loss": train_loss, "wall_s": round(wall_s(), 1),
              "params": n_params, "model": config.model, "dataset": config.dataset, "split": "test",
              "decoding": json.loads(json.dumps(dataclasses.asdict(config.decoding))), "devices": jax.device_count(), "eval": test}
   if is_chief:
     writer.write(config.num_train_steps, {f"test/{k}": v for k, v in test.items() if _scalar(v)})
-    _write_json_atomic(os.path.join(config.workdir, "results.json"), results)
+    workdir_lib.write_json_atomic(os.path.join(config.workdir, "results.json"), results)
   writer.close()
   return results

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from jax import lax
 
-PAD_ID = 0
+from seq2seq_jax.data.tokenizers import PAD_ID
 
 
 def _mix32(x):
@@ -200,7 +200,7 @@ def eval_step(params, batch, apply_fn, *, label_smoothing: float = 0.1, axis_nam
   return psum(_sums(logits, batch["targets"], label_smoothing), axis_name)
 
 
-def summarize(sums: dict) -> dict:
+def metrics_from_sums(sums: dict) -> dict:
   """Metric sums -> per-token means: loss, nll, perplexity, accuracy."""
   tokens = max(float(sums["tokens"]), 1.0)
   out = {"loss": float(sums["loss"]) / tokens, "nll": float(sums["nll"]) / tokens,

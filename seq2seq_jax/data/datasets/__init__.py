@@ -42,6 +42,7 @@ class DatasetSpec:
   target_separator: str
   description: str
   tokenizer: str = "symbols"  # or "sentencepiece"
+  default_vocab_size: int = 0  # sentencepiece: pieces per vocabulary when the run sets none
   metrics: tuple[str, ...] = ("wer", "per")  # or ("bleu", "chrf")
 
 
@@ -81,6 +82,7 @@ def _translation_spec(builder, source_field: str, target_field: str, description
       target_separator=" ",
       description=description,
       tokenizer="sentencepiece",
+      default_vocab_size=8000,
       metrics=("bleu", "chrf"),
   )
 

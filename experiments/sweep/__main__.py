@@ -53,7 +53,7 @@ import sys
 
 from absl import app, flags
 
-from seq2seq_jax import sweeps
+from experiments.sweep import launch, plan, report
 from seq2seq_jax.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -100,7 +100,7 @@ def train_flag_checker():
 
 def split_flag(arg):
   """'--num_heads=4' -> ('num_heads', '4'); '--pre_ln' -> ('pre_ln', None); '--nopre_ln' -> ('pre_ln', None)."""
-  name = sweeps.flag_name(arg)
+  name = plan.flag_name(arg)
   if name is None:
     raise UsageError(f"{arg!r} is not a training flag (expected --FLAG=VALUE)")
   if "=" in arg:
@@ -127,50 +127,50 @@ def base_and_extra_flags(check_value, passthrough):
       try:
         name, value = split_flag(arg)
         if name == "workdir" and where == "--extra_flags":
-          raise UsageError(f"--workdir cannot be set: {sweeps.RESERVED_FLAGS['workdir']}")
+          raise UsageError(f"--workdir cannot be set: {plan.RESERVED_FLAGS['workdir']}")
         check_value(name, value)
       except UsageError as e:
         raise UsageError(f"{where}: {e}") from e
   return base, extra
 
 
-def plan(check_value, passthrough):
+def plan_sweep(check_value, passthrough):
   """(runs, commands by run name, sweep record) from the flags; UsageError for any bad input."""
   if not FLAGS.out_dir:
     raise UsageError("--out_dir is required: the directory that holds the sweep's runs and tables")
   base, extra = base_and_extra_flags(check_value, passthrough)
-  grids = [sweeps.parse_grid(spec) for spec in FLAGS.grid]
-  named = [sweeps.parse_named_run(spec) for spec in FLAGS.runs]
+  grids = [plan.parse_grid(spec) for spec in FLAGS.grid]
+  named = [plan.parse_named_run(spec) for spec in FLAGS.runs]
   for flag, values in grids:
-    sweeps.check_flags([(flag, v) for v in values], check_value)
+    plan.check_flags([(flag, v) for v in values], check_value)
   for _, pairs in named:
-    sweeps.check_flags(pairs, check_value)
+    plan.check_flags(pairs, check_value)
   extra_names = {split_flag(arg)[0] for arg in extra}
   for flag, _ in grids + [p for _, pairs in named for p in pairs]:
     if flag in extra_names:
       raise UsageError(f"--{flag} is set by the extra flags and varied by --grid/--runs; set it in one place")
-  configurations = sweeps.expand(grids, named)
-  seeds = sweeps.seed_values(base + extra, FLAGS.seeds)
+  configurations = plan.expand(grids, named)
+  seeds = plan.seed_values(base + extra, FLAGS.seeds)
   seed_counts = {}
   for spec in FLAGS.seeds_for:
     name, _, count = spec.partition(":")
     if not count.isdigit() or int(count) < 1:
       raise UsageError(f"bad --seeds_for={spec!r}: expected NAME:N with N a positive integer")
     seed_counts[name] = int(count)
-  runs = sweeps.plan_runs(configurations, seeds, seed_counts)
-  commands = {run.name: sweeps.train_command(sys.executable, FLAGS.base_flagfile, extra, run, FLAGS.out_dir)
+  runs = plan.plan_runs(configurations, seeds, seed_counts)
+  commands = {run.name: plan.train_command(sys.executable, FLAGS.base_flagfile, extra, run, FLAGS.out_dir)
               for run in runs}
   return runs, commands, {"base_flags": base, "extra_flags": extra}, [flag for flag, _ in grids]
 
 
 def write_tables(runs, grid_flags):
   """results.csv, results.md and plots/ in --out_dir; prints the table.  Returns the rows."""
-  rows = sweeps.summarize(sweeps.collect(runs, FLAGS.out_dir))
-  sweeps.write_csv(rows, os.path.join(FLAGS.out_dir, "results.csv"))
+  rows = report.summarize(report.collect(runs, FLAGS.out_dir))
+  report.write_csv(rows, os.path.join(FLAGS.out_dir, "results.csv"))
   title = f"Sweep of {FLAGS.base_flagfile} ({len(runs)} runs)"
   md = os.path.join(FLAGS.out_dir, "results.md")
-  sweeps.write_markdown(rows, md, title)
-  plots = sweeps.write_plots(rows, grid_flags, os.path.join(FLAGS.out_dir, "plots"))
+  report.write_markdown(rows, md, title)
+  plots = report.write_plots(rows, grid_flags, os.path.join(FLAGS.out_dir, "plots"))
   with open(md) as f:
     print(f.read(), end="")
   print(f"-> {md}, {os.path.join(FLAGS.out_dir, 'results.csv')}"
@@ -180,14 +180,14 @@ def write_tables(runs, grid_flags):
 
 def main(argv):
   try:
-    runs, commands, record, grid_flags = plan(train_flag_checker(), argv[1:])
-    sweeps.check_sweep_record(FLAGS.out_dir, record, write=not FLAGS.dry_run)
+    runs, commands, record, grid_flags = plan_sweep(train_flag_checker(), argv[1:])
+    plan.check_sweep_record(FLAGS.out_dir, record, write=not FLAGS.dry_run)
     if FLAGS.parallel < 1:
       raise UsageError(f"--parallel must be a positive integer, got {FLAGS.parallel}")
   except UsageError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  done = [run for run in runs if sweeps.is_done(FLAGS.out_dir, run)]
+  done = [run for run in runs if launch.is_done(FLAGS.out_dir, run)]
   todo = [run for run in runs if run not in done]
   if FLAGS.dry_run:
     for run in runs:
@@ -198,7 +198,7 @@ def main(argv):
     print(f"skip {run.name}: results.json exists")
   print(f"sweep: {len(runs)} runs, {len(done)} done, launching {len(todo)} ({FLAGS.parallel} at a time); "
         f"logs in {FLAGS.out_dir}/<run>/log.txt", flush=True)
-  sweeps.launch_all(todo, commands, FLAGS.out_dir, FLAGS.parallel, report=lambda line: print(line, flush=True))
+  launch.launch_all(todo, commands, FLAGS.out_dir, FLAGS.parallel, report=lambda line: print(line, flush=True))
   rows = write_tables(runs, grid_flags)
   if any(row.status in ("failed", "partial") for row in rows):
     sys.exit(1)
