@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from seq2seq_jax.decoding import logit_filters, search
-from seq2seq_jax.decoding.task import (DecodingOptions, DecodingTask, beam_invariant_leaves, score_sequences,
-                                      source_only_leaves, step_function)
+from seq2seq_jax.decoding.task import (DecodingOptions, DecodingTask, reorder_rows, score_sequences,
+                                      step_function)
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.models import build_model
+from seq2seq_jax.models import build_model, kv_cache
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -28,9 +28,24 @@ def markov_model(vocab=6, max_len=4, seed=0):
   return table, tokens_to_logits
 
 
-def exhaustive_best(table, max_len, length_penalty, suppress=(PAD, BOS)):
+def second_order_markov_model(vocab=6, max_len=4, seed=0):
+  """Logits of (position, previous token) plus a second table of (position, the token before it),
+  which the step function keeps in its cache: a `PerRow` leaf [rows] that beam search must reorder
+  with the beams, beside an unmarked [1] leaf of another leading size that it must leave alone."""
+  table, _ = markov_model(vocab, max_len, seed)
+  second = jax.random.normal(jax.random.key(seed + 100), table.shape) * 2.0
+
+  def tokens_to_logits(tokens, cache):
+    pos, before = cache["pos"], cache["before"].value
+    logits = table[pos, tokens[:, 0]] + second[pos, before] + cache["unmarked"][0]
+    return logits, {"pos": pos + 1, "before": kv_cache.PerRow(tokens[:, 0]), "unmarked": cache["unmarked"]}
+  return table, second, tokens_to_logits
+
+
+def exhaustive_best(table, max_len, length_penalty, suppress=(PAD, BOS), second=None):
   """Best (tokens, score) over every sequence of real tokens followed by EOS within max_len
-  (the search allows only EOS at the last position, without renormalising its probability)."""
+  (the search allows only EOS at the last position, without renormalising its probability).
+  second: the table of `second_order_markov_model`, or None."""
   vocab = table.shape[-1]
   real = [t for t in range(vocab) if t not in suppress and t != EOS]
   penalty = search.length_penalty_fn(length_penalty)
@@ -41,6 +56,8 @@ def exhaustive_best(table, max_len, length_penalty, suppress=(PAD, BOS)):
       prev, total = BOS, 0.0
       for pos, tok in enumerate(seq):
         logits = np.asarray(table[pos, prev]).copy()
+        if second is not None:
+          logits += np.asarray(second[pos, ((BOS, BOS) + seq)[pos]])
         logits[list(suppress)] = logit_filters.NEG_INF
         total += float(jax.nn.log_softmax(jnp.asarray(logits))[tok])
         prev = tok
@@ -61,6 +78,25 @@ def test_wide_beam_equals_exhaustive_search(length_penalty, seed):
       step, {"pos": jnp.zeros((rows,), jnp.int32)}, jnp.full((rows,), BOS), jnp.full((rows,), max_len),
       max_len, EOS, beam_size=beam, length_penalty=length_penalty,
       logit_filter=logit_filters.suppress_tokens([PAD, BOS])))()
+  got = tuple(int(t) for t in tokens[0, 0, : int(lengths[0, 0])])
+  assert got == expected_tokens
+  assert float(scores[0, 0]) == pytest.approx(expected_score, abs=1e-4)
+  assert np.all(np.diff(np.asarray(scores[0])) <= 1e-6), "sorted best first"
+
+
+@pytest.mark.parametrize("length_penalty", [None, 0.6])
+def test_wide_beam_reorders_the_per_row_leaves_of_the_cache(length_penalty):
+  """A model whose cache holds a `PerRow` token per row: beam search, reordering by the cache
+  contract (`reorder_rows`), finds the exhaustive best, so that leaf followed the beams (and the
+  unmarked leaf, of another leading size, was left as it is)."""
+  max_len, beam = 4, 27
+  table, second, step = second_order_markov_model(max_len=max_len, seed=1)
+  expected_tokens, expected_score = exhaustive_best(table, max_len, length_penalty, second=second)
+  cache = {"pos": jnp.array(0), "before": kv_cache.PerRow(jnp.full((beam,), BOS)), "unmarked": jnp.zeros((1,))}
+  tokens, scores, _, lengths = jax.jit(lambda: search.beam_search(
+      step, cache, jnp.full((beam,), BOS), jnp.full((beam,), max_len), max_len, EOS, beam_size=beam,
+      length_penalty=length_penalty, logit_filter=logit_filters.suppress_tokens([PAD, BOS]),
+      reorder_cache=reorder_rows))()
   got = tuple(int(t) for t in tokens[0, 0, : int(lengths[0, 0])])
   assert got == expected_tokens
   assert float(scores[0, 0]) == pytest.approx(expected_score, abs=1e-4)
@@ -88,7 +124,7 @@ def make_task(transformer, **options):
   defaults = dict(max_len_a=1.0, max_len_b=4, compression_ratio_threshold=None, logprob_threshold=None)
   defaults.update(options)
   return DecodingTask(model, params, DecodingOptions(**defaults), bos_id=BOS, eos_id=EOS,
-                      detokenize=lambda ids: " ".join(map(str, ids)), limit=config.max_len)
+                      detokenize=lambda ids: " ".join(map(str, ids)), model_max_length=config.max_len)
 
 
 def sources(n=6, seed=0, width=7):
@@ -177,48 +213,65 @@ def test_beam_scores_equal_teacher_forced_scores_with_relative_positions():
   assert_nbest_scores_are_teacher_forced_scores(model, params, inputs, task)
 
 
-def test_beam_search_reorders_only_the_slot_table_of_the_self_attention_cache(transformer):
-  """The leaves beam search does not reorder are each decoder layer's cross-attention K and V (the
-  same for every beam of an input), held once per input, and its self-attention K and V, one slot
-  per beam; what it reorders of self-attention is the [rows, L] table of slots."""
+def leaves_by_role(cache):
+  """{"per_row" | "per_source" | "unmarked": {path: leaf}} by the cache contract's boxes."""
+  roles = {"per_row": {}, "per_source": {}, "unmarked": {}}
+  is_box = lambda x: kv_cache.is_per_row(x) or kv_cache.is_per_source(x)
+  for path, x in jax.tree_util.tree_leaves_with_path(cache, is_leaf=is_box):
+    role = "per_row" if kv_cache.is_per_row(x) else "per_source" if kv_cache.is_per_source(x) else "unmarked"
+    roles[role][jax.tree_util.keystr(path)] = x.value if is_box(x) else x
+  return roles
+
+
+def test_the_transformer_cache_marks_only_the_slot_tables_per_row(transformer):
+  """Beam search reorders only each decoder layer's [rows, L] self-attention slot table; the
+  cross-attention K and V (the same for every beam of an input) are held once per input, and the
+  self-attention K and V stay in their slots, one per beam."""
   model, _, params = transformer
-  _, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_len=5, repeat=3)
-  leaves = dict(jax.tree_util.tree_leaves_with_path(cache))
-  kept = {jax.tree_util.keystr(p) for p, m in jax.tree_util.tree_leaves_with_path(beam_invariant_leaves(cache)) if m}
-  static = {k for k in kept if "static_" in k}
-  slot = {k for k in kept if "slot_" in k}
-  tables = [p for p in leaves if "cached_slots" in jax.tree_util.keystr(p)]
-  assert kept == static | slot and len(static) == len(slot) == 2 * len(tables) > 0
-  assert all("cross_attention" in k for k in static) and all("self_attention" in k for k in slot)
-  shapes = {jax.tree_util.keystr(p): x.shape for p, x in leaves.items()}
-  assert all(shapes[k][0] == 2 for k in static)        # once per input
-  assert all(shapes[k][0] == 2 * 3 for k in slot)      # one slot per beam
-  assert all(leaves[p].shape == (2 * 3, 5) and leaves[p].dtype == jnp.int32 for p in tables)
-  assert {jax.tree_util.keystr(p) for p, m in jax.tree_util.tree_leaves_with_path(source_only_leaves(cache))
-          if m} == static
+  _, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_length=5, repeat=3)
+  roles = leaves_by_role(cache)
+  tables, sources_kv = roles["per_row"], roles["per_source"]
+  slots = {k: x for k, x in roles["unmarked"].items() if x.ndim}
+  assert tables and all(k.endswith("['self_attention']['slot_table']") for k in tables)
+  assert all(x.shape == (2 * 3, 5) and x.dtype == jnp.int32 for x in tables.values())
+  assert len(sources_kv) == len(slots) == 2 * len(tables)
+  assert all("cross_attention" in k and x.shape[0] == 2 for k, x in sources_kv.items())   # once per input
+  assert all("self_attention" in k and x.shape[0] == 2 * 3 for k, x in slots.items())    # one slot per beam
+
+
+def test_reorder_rows_moves_exactly_the_per_row_leaves(transformer):
+  """`reorder_rows` takes the given rows of every `PerRow` leaf and leaves every other leaf as it is."""
+  model, _, params = transformer
+  step, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_length=4, repeat=3)
+  _, cache = step(jnp.full((6, 1), BOS, jnp.int32), cache)
+  rows = jnp.asarray([2, 2, 0, 4, 3, 3])
+  before, after = leaves_by_role(cache), leaves_by_role(reorder_rows(cache, rows))
+  for role in before:
+    assert before[role].keys() == after[role].keys()
+    for k, x in before[role].items():
+      np.testing.assert_array_equal(after[role][k], x[rows] if role == "per_row" else x)
 
 
 def test_reading_through_slots_equals_reordering_the_cache(transformer):
   """A step after reordering only the slot table gives the logits of the same step after
-  physically reordering every per-row key and value (what beam search did before)."""
-  from seq2seq_jax.models.attention import read_slots  # pylint: disable=g-import-not-at-top
+  physically reordering every per-row key and value (each row's history in its own slot)."""
   model, _, params = transformer
-  step, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_len=4, repeat=3)
+  step, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_length=4, repeat=3)
   tokens = jnp.asarray(np.random.default_rng(0).integers(3, 9, (6, 4)), jnp.int32)
   for t in range(2):
     _, cache = step(tokens[:, t:t + 1], cache)
   origins = jnp.asarray([2, 2, 0, 4, 3, 3])  # rows 2, 2, 0 of input 0, rows 4, 3, 3 of input 1
-  via_slots = search.gather_beams(cache, origins.reshape(2, 3) % 3, 2, 3, beam_invariant_leaves(cache))
+  via_slots = reorder_rows(cache, search.beam_rows(origins.reshape(2, 3) % 3, 3))
 
-  def copy_rows(path, x):
-    name = str(path[-1].key)
-    if name.startswith("slot_"):  # each row's own history, copied out of the slots it lives in
-      layer = cache[path[0].key]["self_attention"]
-      return read_slots(x, layer["cached_slots"])[origins]
-    if name == "cached_slots":  # and then each row's history is in its own slot
-      return jnp.broadcast_to(jnp.arange(6)[:, None], x.shape)
-    return x if name.startswith("static_") or x.ndim == 0 else x[origins]
-  copied = jax.tree_util.tree_map_with_path(copy_rows, cache)
+  def copy_rows(layer):
+    attention = dict(layer["self_attention"])
+    table = attention["slot_table"].value
+    for name in ("key_slots", "value_slots"):  # each row's own history, copied out of the slots it lives in
+      attention[name] = kv_cache.read_slots(attention[name], table)[origins]
+    # and then each row's history is in its own slot
+    attention["slot_table"] = kv_cache.PerRow(jnp.broadcast_to(jnp.arange(6)[:, None], table.shape))
+    return {**layer, "self_attention": attention}
+  copied = {name: copy_rows(layer) if "self_attention" in layer else layer for name, layer in cache.items()}
   assert "self_attention" in cache["decoder_0"]
   np.testing.assert_array_equal(np.asarray(step(tokens[:, 2:3], via_slots)[0]),
                                 np.asarray(step(tokens[:, 2:3], copied)[0]))
@@ -229,8 +282,8 @@ def test_rows_sharing_a_source_attend_to_it_as_if_it_were_repeated(transformer):
   logits of the same steps against K, V repeated for every row (the cache of `repeat=1`)."""
   model, _, params = transformer
   inputs = jnp.asarray(sources(2))
-  grouped_step, grouped = step_function(model, params, inputs, max_decode_len=4, repeat=3)
-  plain_step, plain = step_function(model, params, jnp.repeat(inputs, 3, axis=0), max_decode_len=4)
+  grouped_step, grouped = step_function(model, params, inputs, max_decode_length=4, repeat=3)
+  plain_step, plain = step_function(model, params, jnp.repeat(inputs, 3, axis=0), max_decode_length=4)
   tokens = jnp.asarray(np.random.default_rng(0).integers(3, 9, (6, 4)), jnp.int32)
   for t in range(4):
     grouped_logits, grouped = grouped_step(tokens[:, t:t + 1], grouped)
@@ -355,7 +408,7 @@ def test_two_devices_decode_what_one_device_decodes(transformer, options):
   model, config, params = transformer
   one = make_task(transformer, **options)
   two = DecodingTask(model, params, one.options, bos_id=BOS, eos_id=EOS, detokenize=one.detokenize,
-                     limit=config.max_len, mesh=parallel.make_mesh(jax.devices()[:2]))
+                     model_max_length=config.max_len, mesh=parallel.make_mesh(jax.devices()[:2]))
   assert two.mesh is not None
   batch = sources(7)
   for a, b in zip(one.run(batch, jax.random.key(3)), two.run(batch, jax.random.key(3))):

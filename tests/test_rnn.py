@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask, step_function
-from seq2seq_jax.models import build_model
+from seq2seq_jax.models import build_model, kv_cache
 from seq2seq_jax.models.rnn import reverse_real_tokens
 from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
 
@@ -47,6 +47,21 @@ def test_cached_decoding_equals_teacher_forcing(name, kw):
     logits, cache = tokens_to_logits(previous, cache)
     np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
     previous = jnp.asarray(y[:, t:t + 1])
+
+
+@pytest.mark.parametrize("name, kw", FAMILIES, ids=IDS)
+def test_the_carry_is_the_per_row_state_of_the_cache(name, kw):
+  """The cache contract: the decoder's carries are `PerRow` (beam search reorders them); the only
+  other leaf is the scalar `started`."""
+  model = tiny(name, **kw)
+  x, y = batch()
+  params = model.init(jax.random.key(0), x, y)["params"]
+  _, cache = step_function(model, params, jnp.asarray(x), 6, repeat=2)
+  state = cache["decoder"]["state"]
+  assert jax.tree.leaves(state) and all(
+      kv_cache.is_per_row(box) and box.value.shape[0] == 3 * 2
+      for box in jax.tree.leaves(state, is_leaf=kv_cache.is_per_row))
+  assert cache["decoder"]["started"].ndim == 0 and set(cache["decoder"]) == {"state", "started"}
 
 
 @pytest.mark.parametrize("name, kw", FAMILIES, ids=IDS)
@@ -99,8 +114,8 @@ def test_overfits_a_tiny_batch_and_decodes_it(name, kw):
   train = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), label_smoothing=0.0)
   for _ in range(400):
     state, sums = train(state, {"inputs": inputs, "targets": targets}, jax.random.key(0, impl="rbg"))
-  assert step_lib.summarize(sums)["accuracy"] == 1.0
+  assert step_lib.metrics_from_sums(sums)["accuracy"] == 1.0
   options = DecodingOptions(beam_size=2, max_len_a=0.0, max_len_b=5, compression_ratio_threshold=None,
                             logprob_threshold=None)
-  task = DecodingTask(model, state.params, options, bos_id=1, eos_id=2, detokenize=str, limit=128)
+  task = DecodingTask(model, state.params, options, bos_id=1, eos_id=2, detokenize=str, model_max_length=128)
   assert [r.tokens for r in task.run(inputs)] == [tuple(t[:-1]) for t in targets.tolist()]

@@ -82,7 +82,7 @@ def test_causal_mask_hides_future_targets(pre_ln):
 def assert_cached_decoding_equals_full_recomputation(model, params, inputs, targets, tolerance=1e-5):
   """Feeding targets [B, T] one step at a time through the cache gives the teacher-forced logits."""
   full = model.apply({"params": params}, inputs, targets)  # [B, T, V], decoder input = BOS + y[:-1]
-  tokens_to_logits, cache = step_function(model, params, inputs, max_decode_len=targets.shape[1])
+  tokens_to_logits, cache = step_function(model, params, inputs, max_decode_length=targets.shape[1])
   tokens_to_logits = jax.jit(tokens_to_logits)  # one compile instead of one per op and step
   previous = jnp.full((targets.shape[0], 1), 1, jnp.int32)
   for t in range(targets.shape[1]):
@@ -112,9 +112,9 @@ def test_bfloat16_cached_decoding_equals_full_recomputation():
   params = init(model, inputs, targets)
   full = assert_cached_decoding_equals_full_recomputation(model, params, inputs, targets, tolerance=3e-2)
   assert full.dtype == jnp.float32
-  _, cache = step_function(model, params, inputs, max_decode_len=targets.shape[1])
+  _, cache = step_function(model, params, inputs, max_decode_length=targets.shape[1])
   stored = {str(x.dtype) for path, x in jax.tree_util.tree_leaves_with_path(cache)
-            if str(path[-1].key).startswith("slot_")}
+            if jax.tree_util.keystr(path).endswith(("['key_slots']", "['value_slots']"))}
   assert stored == {"uint16"}
 
 
@@ -144,11 +144,11 @@ def test_cross_attention_keys_values_are_projected_once_when_the_cache_is_create
   inputs, targets = random_batch(4)
   params = init(model, inputs, targets)
   encoded = model.apply({"params": params}, inputs, method=model.encode)
-  cache = initial_cache(model, params, encoded, inputs, max_decode_len=5)
+  cache = initial_cache(model, params, encoded, inputs, max_decode_length=5)
   cross = cache["decoder_0"]["cross_attention"]
   kernel = params["decoder_0"]["cross_attention"]["key"]["kernel"]  # [D, H, Dh]
-  np.testing.assert_allclose(cross["static_key"], jnp.einsum("bsd,dhk->bhsk", encoded, kernel), atol=1e-5)
-  assert not np.any(np.asarray(cache["decoder_0"]["self_attention"]["slot_key"]))
+  np.testing.assert_allclose(cross["source_key"].value, jnp.einsum("bsd,dhk->bhsk", encoded, kernel), atol=1e-5)
+  assert not np.any(np.asarray(cache["decoder_0"]["self_attention"]["key_slots"]))
   step = jax.jit(lambda enc, tokens, cache: model.apply(
       {"params": params, "cache": cache}, enc, inputs, tokens, decode=True, method=model.decode,
       mutable=["cache"])[0])
@@ -171,11 +171,11 @@ def test_overfits_a_tiny_batch_and_greedy_reproduces_it():
   key = jax.random.key(0, impl="rbg")
   for _ in range(300):
     state, sums = train(state, batch, key)
-  metrics = step_lib.summarize(sums)
+  metrics = step_lib.metrics_from_sums(sums)
   assert metrics["nll"] < 0.02 and metrics["accuracy"] == 1.0, metrics
   greedy = DecodingOptions(max_len_a=0.0, max_len_b=6, compression_ratio_threshold=None,
                            logprob_threshold=None)
-  task = DecodingTask(model, state.params, greedy, bos_id=1, eos_id=2, detokenize=str, limit=128)
+  task = DecodingTask(model, state.params, greedy, bos_id=1, eos_id=2, detokenize=str, model_max_length=128)
   assert [r.tokens for r in task.run(inputs)] == [tuple(t[:-1]) for t in targets.tolist()]
 
 

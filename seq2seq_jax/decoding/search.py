@@ -1,9 +1,10 @@
 """Search algorithms, each a single `lax.while_loop` over a step function.
 
 A step function is `tokens_to_logits(tokens [N, 1] int32, cache) -> (logits [N, V], cache)`; the
-search never imports a model.  Every row has its own length limit `max_lens [N]` (e.g.
-a * source_length + b): at its last position only EOS is allowed, so every output ends in EOS
-and a row's result never depends on the other rows of the batch.
+search never imports a model.  A search runs at most `max_decode_length` steps (a static bound,
+the width of its token arrays), and every row has its own length limit `max_lengths` [N] <=
+max_decode_length (e.g. a * source_length + b): at its last position only EOS is allowed, so
+every output ends in EOS and a row's result never depends on the other rows of the batch.
 
 Scores follow Whisper: the log-probability of a chosen token is read from `log_softmax(filtered
 logits)` at temperature 1; `length` counts output tokens including EOS.
@@ -27,17 +28,17 @@ def length_penalty_fn(length_penalty: float | None) -> Callable:
 
   None: the length itself (Whisper's default); alpha: GNMT's ((5 + length) / 6) ** alpha
   (Wu et al. 2016, eq. 14); 0 gives the raw sum.  Both increase with length, which makes
-  `score(alive) <= logprob / penalty(max_len)` an exact bound for early stopping.
+  `score(alive) <= logprob / penalty(max_length)` an exact bound for early stopping.
   """
   if length_penalty is None:
     return lambda length: length.astype(jnp.float32)
   return lambda length: ((5.0 + length.astype(jnp.float32)) / 6.0) ** length_penalty
 
 
-def _force_eos_at_limit(logprobs, step, max_lens, eos_id):
+def _force_eos_at_limit(logprobs, step, max_lengths, eos_id):
   """At a row's last allowed position only EOS remains.  Applied to log-probabilities, without
   renormalising, so that a sequence's score stays its true log-probability under the model."""
-  at_limit = (step >= max_lens - 1)[:, None]
+  at_limit = (step >= max_lengths - 1)[:, None]
   only_eos = jnp.where(jnp.arange(logprobs.shape[-1]) == eos_id, logprobs, NEG_INF)
   return jnp.where(at_limit, only_eos, logprobs)
 
@@ -63,8 +64,8 @@ def top_k(x, k: int, block: int = 64):
   The k largest entries lie in at most k blocks of `block` entries, and those blocks are among the
   k whose maxima are largest (a block holding one of them has a maximum at least the k-th largest
   value; at most k blocks do).  So one pass takes the maximum of every block, and the exact top k
-  is taken from the k best blocks only, in index order so that ties fall as in lax.top_k.  XLA's
-  CPU TopK costs about 30 ns an entry; a block maximum costs well under one.
+  is taken from the k best blocks only, in index order so that ties fall as in lax.top_k.  A
+  block maximum is a far cheaper pass over a wide row than a full top-k selection.
   """
   rows, width = x.shape
   if width <= 4 * k * block:
@@ -80,21 +81,22 @@ def top_k(x, k: int, block: int = 64):
 
 def argmax(x):
   """jnp.argmax(x, axis=-1) for x [N, V] (the first index of the maximum), as two single-output
-  reductions: XLA's CPU backend runs the (value, index) reduction of jnp.argmax element by element,
-  at about twice the cost of a maximum and a minimum over the row."""
+  reductions (a maximum, then the least index that holds it), which compile to simpler loops than
+  the paired (value, index) reduction of jnp.argmax."""
   best = jnp.max(x, axis=-1, keepdims=True)
   index = jnp.arange(x.shape[-1], dtype=jnp.float32)  # exact below 2**24 entries
   return jnp.min(jnp.where(x == best, index, jnp.inf), axis=-1).astype(jnp.int32)
 
 
-def sample_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, eos_id: int, *,
+def sample_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode_length: int, eos_id: int, *,
                   keys=None, temperature: float = 0.0, top_k: int | None = None,
                   top_p: float | None = None, logit_filter: LogitFilter = no_filter, pad_id: int = 0):
   """Greedy (temperature 0) or ancestral sampling, one token per row per step.
 
-  first_tokens [N] (BOS, or the last prompt token), max_lens [N] int32 (<= max_len), keys [N]
-  PRNG keys (sampling only; row i draws with fold_in(keys[i], step)).
-  Returns tokens [N, max_len] (EOS included, pad after), sum_logprobs [N], lengths [N].
+  first_tokens [N] (BOS, or the last prompt token), max_lengths [N] int32, keys [N] PRNG keys
+  (sampling only; row i draws with fold_in(keys[i], step)).  Rows are never reordered, so the
+  cache is passed from step to step as the step function returns it.
+  Returns tokens [N, max_decode_length] (EOS included, pad after), sum_logprobs [N], lengths [N].
   """
   num_rows = first_tokens.shape[0]
 
@@ -107,13 +109,13 @@ def sample_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int,
 
   def cond(state):
     step, _, _, finished, _, _ = state
-    return (step < max_len) & ~jnp.all(finished)
+    return (step < max_decode_length) & ~jnp.all(finished)
 
   def body(state):
     step, last, tokens, finished, sum_logprobs, cache = state
     logits, cache = tokens_to_logits(last[:, None], cache)
     logits = logit_filter(logits.astype(jnp.float32), tokens, step)
-    logprobs = _force_eos_at_limit(jax.nn.log_softmax(logits), step, max_lens, eos_id)
+    logprobs = _force_eos_at_limit(jax.nn.log_softmax(logits), step, max_lengths, eos_id)
     next_token = choose(logprobs, step)  # log_softmax keeps the arg-max and the sampling distribution
     logprob = jnp.take_along_axis(logprobs, next_token[:, None], -1)[:, 0]
     sum_logprobs += jnp.where(finished, 0.0, logprob)
@@ -122,72 +124,73 @@ def sample_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int,
     return step + 1, next_token, tokens, finished | (next_token == eos_id), sum_logprobs, cache
 
   init = (jnp.array(0, jnp.int32), first_tokens.astype(jnp.int32),
-          jnp.full((num_rows, max_len), pad_id, jnp.int32), jnp.zeros((num_rows,), bool),
+          jnp.full((num_rows, max_decode_length), pad_id, jnp.int32), jnp.zeros((num_rows,), bool),
           jnp.zeros((num_rows,), jnp.float32), cache)
   _, _, tokens, _, sum_logprobs, _ = lax.while_loop(cond, body, init)
   lengths = jnp.sum(tokens != pad_id, axis=-1)
   return tokens, sum_logprobs, lengths
 
 
-def greedy_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, eos_id: int, *,
+def greedy_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode_length: int, eos_id: int, *,
                   logit_filter: LogitFilter = no_filter, pad_id: int = 0):
   """Arg-max decoding: `sample_search` at temperature 0."""
-  return sample_search(tokens_to_logits, cache, first_tokens, max_lens, max_len, eos_id,
+  return sample_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode_length, eos_id,
                        logit_filter=logit_filter, pad_id=pad_id)
 
 
-def gather_beams(tree, origins, batch: int, beam: int, beam_invariant=None):
-  """Reorders every cache leaf with a leading [batch * beam] axis by `origins` [batch, beam].
-  Scalars such as a cache index, and the leaves marked True in `beam_invariant` (a pytree of
-  bools shaped like `tree`: values every beam of an input shares, e.g. encoder-decoder keys and
-  values, and values a model reads through another, reordered leaf, e.g. the Transformer's
-  `slot_*` keys and values read through `cached_slots`), are left as they are."""
-  # Row b*K + k takes row b*K + origins[b, k]: whole contiguous rows, always in bounds (a
-  # bounds-checked take_along_axis made XLA select element by element over every cache).
-  rows = (jnp.arange(batch)[:, None] * beam + origins).reshape(batch * beam)
-
-  def gather(x, invariant=False):
-    if invariant or x.ndim == 0:
-      return x
-    return x.at[rows].get(mode="promise_in_bounds")
-  if beam_invariant is None:
-    return jax.tree.map(gather, tree)
-  return jax.tree.map(gather, tree, beam_invariant)
+def take_rows(x, rows):
+  """x [N, ...] -> x[rows] for rows [N] int in [0, N): whole contiguous rows.  The indices are
+  promised in bounds, which lets XLA copy rows instead of checking every element."""
+  return x.at[rows].get(mode="promise_in_bounds")
 
 
-def beam_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, eos_id: int, *,
+def take_every_row(cache, rows):
+  """Reorders every leaf of `cache` with a leading row axis by `rows` [N]; scalars stay as they
+  are.  The default of `beam_search`, for a cache that is all per-row state."""
+  return jax.tree.map(lambda x: x if x.ndim == 0 else take_rows(x, rows), cache)
+
+
+def beam_rows(origins, beam: int):
+  """origins [B, K] (the beam each new beam continues) -> rows [B * K]: row b*K + k continues
+  row b*K + origins[b, k]."""
+  return (jnp.arange(origins.shape[0])[:, None] * beam + origins).reshape(-1)
+
+
+def beam_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode_length: int, eos_id: int, *,
                 beam_size: int, length_penalty: float | None = None, patience: float | None = None,
-                logit_filter: LogitFilter = no_filter, pad_id: int = 0, beam_invariant=None):
+                logit_filter: LogitFilter = no_filter, pad_id: int = 0,
+                reorder_cache: Callable = take_every_row):
   """Beam search with a pool of finished hypotheses (Whisper's BeamSearchDecoder, in one loop).
 
-  The cache and `first_tokens`/`max_lens` come per *row*, already repeated `beam_size` times
+  The cache and `first_tokens`/`max_lengths` come per *row*, already repeated `beam_size` times
   (rows b*K .. b*K+K-1 belong to input b).  Each step expands every alive beam, keeps the
   `beam_size` best non-EOS continuations alive and moves EOS-ending ones into the finished pool of
   `round(beam_size * patience)` hypotheses, ranked by logprob / penalty(length).  An input stops
   when its pool is full and no alive beam can still beat the pool's worst: alive scores are
-  bounded by logprob / penalty(max_len) because log-probs only fall and penalties only grow.
+  bounded by logprob / penalty(max_length) because log-probs only fall and penalties only grow.
 
-  `beam_invariant`: see `gather_beams` (None = reorder every cache leaf).
+  reorder_cache(cache, rows [N]) -> cache: moves the cache's per-row state so that row i holds
+  what row rows[i] held (see `beam_rows`); the search knows nothing else of the cache.
 
-  Returns finished tokens [B, F, max_len], scores [B, F] (length-penalised), sum_logprobs [B, F],
+  Returns finished tokens [B, F, max_decode_length], scores [B, F] (length-penalised), sum_logprobs [B, F],
   lengths [B, F], sorted best first.  A slot that never filled has score -inf.
   """
   rows = first_tokens.shape[0]
   batch, beam = rows // beam_size, beam_size
   pool = max(beam, int(round(beam * (patience or 1.0))))
   penalty = length_penalty_fn(length_penalty)
-  row_max = max_lens.reshape(batch, beam)[:, 0]  # [B]
+  input_max_lengths = max_lengths.reshape(batch, beam)[:, 0]  # [B]
 
   def cond(state):
-    return (state["step"] < max_len) & ~jnp.all(state["done"])
+    return (state["step"] < max_decode_length) & ~jnp.all(state["done"])
 
   def body(state):
     step = state["step"]
     logits, cache = tokens_to_logits(state["last"][:, None], state["cache"])
-    alive_tokens = state["alive_tokens"].reshape(rows, max_len)
+    alive_tokens = state["alive_tokens"].reshape(rows, max_decode_length)
     logits = logit_filter(logits.astype(jnp.float32), alive_tokens, step)
     vocab = logits.shape[-1]
-    logprobs = _force_eos_at_limit(jax.nn.log_softmax(logits), step, max_lens, eos_id)
+    logprobs = _force_eos_at_limit(jax.nn.log_softmax(logits), step, max_lengths, eos_id)
     logprobs = logprobs.reshape(batch, beam, vocab)
     candidates = state["alive_logprobs"][:, :, None] + logprobs          # [B, K, V]
     flat = candidates.reshape(batch, beam * vocab)
@@ -217,14 +220,14 @@ def beam_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, e
     pick = lambda x: jnp.take_along_axis(x, best.reshape(best.shape + (1,) * (x.ndim - 2)), axis=1)
 
     # Stop an input when its pool is full and no alive beam can beat the pool's worst.
-    bound = alive_scores[:, 0] / penalty(row_max)
+    bound = alive_scores[:, 0] / penalty(input_max_lengths)
     pool_full = fin_scores[:, -1] > NEG_INF / 2
-    done = done | (pool_full & (bound <= fin_scores[:, -1])) | (length >= row_max)
+    done = done | (pool_full & (bound <= fin_scores[:, -1])) | (length >= input_max_lengths)
 
     return {
         "step": step + 1,
         "last": new_alive_tokens[:, :, step].reshape(rows),
-        "cache": gather_beams(cache, new_origin, batch, beam, beam_invariant),
+        "cache": reorder_cache(cache, beam_rows(new_origin, beam)),
         "alive_tokens": new_alive_tokens,
         "alive_logprobs": alive_scores,
         "fin_tokens": pick(all_tokens), "fin_scores": fin_scores,
@@ -238,9 +241,9 @@ def beam_search(tokens_to_logits, cache, first_tokens, max_lens, max_len: int, e
       "step": jnp.array(0, jnp.int32),
       "last": first_tokens.astype(jnp.int32),
       "cache": cache,
-      "alive_tokens": jnp.full((batch, beam, max_len), pad_id, jnp.int32),
+      "alive_tokens": jnp.full((batch, beam, max_decode_length), pad_id, jnp.int32),
       "alive_logprobs": jnp.broadcast_to(start, (batch, beam)),
-      "fin_tokens": jnp.full((batch, pool, max_len), pad_id, jnp.int32),
+      "fin_tokens": jnp.full((batch, pool, max_decode_length), pad_id, jnp.int32),
       "fin_scores": jnp.full((batch, pool), NEG_INF, jnp.float32),
       "fin_logprobs": jnp.full((batch, pool), NEG_INF, jnp.float32),
       "fin_lengths": jnp.zeros((batch, pool), jnp.int32),

@@ -1,7 +1,9 @@
 """DecodingOptions -> DecodingTask -> DecodingResult: Whisper's decoding interface, jit-compiled.
 
 The task knows a model only through `model.encode(inputs)` and
-`model.decode(encoded, inputs, tokens, decode=True)` with its state in the `cache` collection.
+`model.decode(encoded, inputs, tokens, decode=True)` with its state in the `cache` collection,
+whose leaves say their role (the cache contract in `seq2seq_jax.models`): `initial_cache` keeps
+the per-source ones once per input, and beam search reorders the per-row ones (`reorder_rows`).
 Token ids, not text, cross this boundary; `detokenize` turns ids into text for the results.
 
 Given a mesh of several devices, a task decodes data-parallel: each device searches its own rows
@@ -21,6 +23,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from seq2seq_jax.decoding import logit_filters, search
 from seq2seq_jax.errors import UsageError
+from seq2seq_jax.models import kv_cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,12 +133,13 @@ def compression_ratio(text: str) -> float:
   return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-def step_function(model, params, inputs, max_decode_len: int, repeat: int = 1):
+def step_function(model, params, inputs, max_decode_length: int, repeat: int = 1):
   """Encodes `inputs` [B, S] once (the encoding may be any pytree with a leading batch axis),
   repeats every row `repeat` times (beams, samples) and returns (tokens_to_logits, initial cache)
-  for B * repeat rows.  The cache's source-only leaves stay at B rows (see `initial_cache`)."""
+  for B * repeat rows and `max_decode_length` decoding steps.  The cache's per-source leaves stay
+  at B rows (see `initial_cache`)."""
   encoded = model.apply({"params": params}, inputs, method=model.encode)
-  cache = initial_cache(model, params, encoded, inputs, max_decode_len, repeat)
+  cache = initial_cache(model, params, encoded, inputs, max_decode_length, repeat)
   encoded, inputs = jax.tree.map(lambda x: jnp.repeat(x, repeat, axis=0), (encoded, inputs))
 
   def tokens_to_logits(tokens, cache):
@@ -146,46 +150,35 @@ def step_function(model, params, inputs, max_decode_len: int, repeat: int = 1):
   return tokens_to_logits, cache
 
 
-def initial_cache(model, params, encoded, inputs, max_decode_len: int, repeat: int = 1):
-  """The model's incremental-decoding state before the first of `max_decode_len` steps, for
+def initial_cache(model, params, encoded, inputs, max_decode_length: int, repeat: int = 1):
+  """The model's incremental-decoding state before the first of `max_decode_length` steps, for
   `repeat` rows per source (encoded and inputs [B, ...] -> step state for B * repeat rows).
 
-  The cache is created by the model itself: a `decode=True` call on a [B * repeat, max_decode_len]
-  token array declares every cache variable with its full size (`eval_shape` makes that call
-  free), and the step state starts at zeros.  Variables named `static_*` depend only on the source
-  (the encoder-decoder keys and values): they are taken from a real creating call on one token
-  per source, of which XLA keeps only their projections, and stay at B rows: a model reads them
-  for `repeat` consecutive rows at once (see `seq2seq_jax.models.attention.MultiHeadAttention`).
+  The cache is created by the model itself: a `decode=True` call on a [B * repeat,
+  max_decode_length] token array declares every cache variable with its full size (`eval_shape`
+  makes that call free), and the step state starts at zeros.  The leaves the model marks
+  `PerSource` (the encoder-decoder keys and values; see the contract in `seq2seq_jax.models`) are
+  taken from a real creating call on one token per source, of which XLA keeps only their
+  projections, and stay at B rows: the model reads them for `repeat` consecutive rows at once.
   """
   create = lambda enc, src, tokens: model.apply({"params": params}, enc, src, tokens, decode=True,
                                                 method=model.decode, mutable=["cache"])[1]["cache"]
   rows = jax.tree.leaves(inputs)[0].shape[0] * repeat
   repeated = jax.tree.map(lambda x: jnp.repeat(x, repeat, axis=0), (encoded, inputs))
-  shapes = jax.eval_shape(lambda: create(*repeated, jnp.zeros((rows, max_decode_len), jnp.int32)))
+  shapes = jax.eval_shape(lambda: create(*repeated, jnp.zeros((rows, max_decode_length), jnp.int32)))
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
   real = create(encoded, inputs, jnp.zeros((rows // repeat, 1), jnp.int32))
-  return jax.tree.map(lambda static, zero, value: value if static else zero,
-                      source_only_leaves(zeros), zeros, real)
+  return jax.tree.map(lambda zero, value: value if kv_cache.is_per_source(zero) else zero, zeros, real,
+                      is_leaf=kv_cache.is_per_source)
 
 
-def _leaves_named(cache, prefixes: tuple[str, ...]):
-  return jax.tree_util.tree_map_with_path(
-      lambda path, _: str(getattr(path[-1], "key", "")).startswith(prefixes), cache)
-
-
-def source_only_leaves(cache):
-  """A pytree of bools shaped like `cache`: True for the variables named `static_*`, which by the
-  models' cache contract depend only on the source (encoder-decoder keys and values), so all the
-  beams of an input hold the same values."""
-  return _leaves_named(cache, ("static_",))
-
-
-def beam_invariant_leaves(cache):
-  """A pytree of bools shaped like `cache`: True for the leaves beam search does not reorder:
-  `static_*` (see `source_only_leaves`) and `slot_*`, which by the models' cache contract stay in
-  the row they were written by and are read through a per-row leaf that is reordered (e.g.
-  self-attention keys and values read through `cached_slots`)."""
-  return _leaves_named(cache, ("static_", "slot_"))
+def reorder_rows(cache, rows):
+  """The cache with its `PerRow` leaves' rows taken from `rows` [N] (row i becomes row rows[i]):
+  by the models' cache contract (`seq2seq_jax.models`) exactly those follow the beams; every other
+  leaf (per-source keys and values, key/value slots read through a per-row table, step counters)
+  stays as it is."""
+  take = lambda x: x.replace_boxed(search.take_rows(x.value, rows)) if kv_cache.is_per_row(x) else x
+  return jax.tree.map(take, cache, is_leaf=kv_cache.is_per_row)
 
 
 def _prime(tokens_to_logits, cache, bos_id: int, prompt: tuple[int, ...], rows: int):
@@ -196,8 +189,8 @@ def _prime(tokens_to_logits, cache, bos_id: int, prompt: tuple[int, ...], rows: 
   return cache, jnp.full((rows,), fed[-1], jnp.int32)
 
 
-def _filters(options: DecodingOptions, eos_id: int, never: Sequence[int]):
-  fs = [logit_filters.suppress_tokens(tuple(never) + tuple(options.suppress_tokens))]
+def _filters(options: DecodingOptions, eos_id: int, banned_ids: Sequence[int]):
+  fs = [logit_filters.suppress_tokens(tuple(banned_ids) + tuple(options.suppress_tokens))]
   if options.suppress_blank:
     fs.append(logit_filters.suppress_at_start([eos_id], start=len(options.prefix)))
   if options.min_len:
@@ -209,48 +202,52 @@ def _filters(options: DecodingOptions, eos_id: int, never: Sequence[int]):
   return logit_filters.compose(fs)
 
 
-def max_lengths(inputs, options: DecodingOptions, limit: int):
-  """Per-row output limit min(a * source_length + b, limit) [B] and the static loop bound."""
-  source_len = jnp.sum(inputs != 0, axis=-1)
-  per_row = jnp.floor(options.max_len_a * source_len + options.max_len_b).astype(jnp.int32)
-  bound = int(min(np.floor(options.max_len_a * inputs.shape[1] + options.max_len_b), limit))
+def length_limits(inputs, options: DecodingOptions, model_max_length: int):
+  """Each row's output limit min(a * source_length + b, model_max_length), `max_lengths` [B], and
+  the static bound on all of them, `max_decode_length` (the number of search steps)."""
+  source_length = jnp.sum(inputs != 0, axis=-1)
+  per_row = jnp.floor(options.max_len_a * source_length + options.max_len_b).astype(jnp.int32)
+  bound = int(min(np.floor(options.max_len_a * inputs.shape[1] + options.max_len_b), model_max_length))
   return jnp.clip(per_row, 1, bound), max(bound, 1)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "limit", "never"))
+@functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "model_max_length",
+                                             "banned_ids"))
 def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOptions, bos_id: int, eos_id: int,
-                 limit: int, never: tuple[int, ...] = (0, 1)):
+                 model_max_length: int, banned_ids: tuple[int, ...] = (0, 1)):
   """One attempt at one temperature.  inputs [B, S]; key: PRNG key; row_ids [B] int: sample j of
   a row draws from fold_in(fold_in(key, row_id), j), so it does not depend on the other rows.
+  model_max_length: the most decoder positions (prompt and output) the model takes;
+  banned_ids: ids that are never output (PAD, BOS).
 
   Returns tokens [B, F, L], scores [B, F], sum_logprobs [B, F], lengths [B, F], best first
-  (F = nbest for beam search, 1 otherwise).  `never` are ids that are never output (PAD, BOS).
+  (F = nbest for beam search, 1 otherwise).
   """
   batch = inputs.shape[0]
-  max_lens, max_len = max_lengths(inputs, options, limit - len(options.prompt))
-  filt = _filters(options, eos_id, never)
+  max_lengths, max_decode_length = length_limits(inputs, options, model_max_length - len(options.prompt))
+  filt = _filters(options, eos_id, banned_ids)
   penalty = search.length_penalty_fn(options.length_penalty)
   t = options.temperatures[0]
   repeat = options.beam_size or options.best_of or 1
-  step_fn, cache = step_function(model, params, inputs, len(options.prompt) + max_len, repeat)
+  step_fn, cache = step_function(model, params, inputs, len(options.prompt) + max_decode_length, repeat)
   cache, first = _prime(step_fn, cache, bos_id, options.prompt, batch * repeat)
-  row_max = jnp.repeat(max_lens, repeat)
+  max_lengths = jnp.repeat(max_lengths, repeat)
 
   if options.beam_size:
     tokens, scores, logprobs, lengths = search.beam_search(
-        step_fn, cache, first, row_max, max_len, eos_id, beam_size=options.beam_size,
+        step_fn, cache, first, max_lengths, max_decode_length, eos_id, beam_size=options.beam_size,
         length_penalty=options.length_penalty, patience=options.patience, logit_filter=filt,
-        beam_invariant=beam_invariant_leaves(cache))
+        reorder_cache=reorder_rows)
     n = options.nbest
     return tokens[:, :n], scores[:, :n], logprobs[:, :n], lengths[:, :n]
 
   keys = jax.vmap(lambda r, j: jax.random.fold_in(jax.random.fold_in(key, r), j))(
       jnp.repeat(row_ids, repeat), jnp.tile(jnp.arange(repeat), batch))
   tokens, logprobs, lengths = search.sample_search(
-      step_fn, cache, first, row_max, max_len, eos_id, keys=keys, temperature=t,
+      step_fn, cache, first, max_lengths, max_decode_length, eos_id, keys=keys, temperature=t,
       top_k=options.top_k, top_p=options.top_p, logit_filter=filt)
   scores = logprobs / penalty(lengths)
-  tokens = tokens.reshape(batch, repeat, max_len)
+  tokens = tokens.reshape(batch, repeat, max_decode_length)
   scores, logprobs, lengths = (x.reshape(batch, repeat) for x in (scores, logprobs, lengths))
   best = jnp.argmax(scores, axis=1)[:, None]   # best_of: rank the samples like Whisper
   take = lambda x: jnp.take_along_axis(x, best.reshape(best.shape + (1,) * (x.ndim - 2)), axis=1)
@@ -258,12 +255,12 @@ def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOption
 
 
 @functools.cache
-def _sharded_decode(mesh, model, options: DecodingOptions, bos_id: int, eos_id: int, limit: int,
-                    never: tuple[int, ...]):
+def _sharded_decode(mesh, model, options: DecodingOptions, bos_id: int, eos_id: int, model_max_length: int,
+                    banned_ids: tuple[int, ...]):
   """jit(shard_map(decode_batch)) over the 1-D `mesh`: inputs, row ids and results split by row."""
   rows = P(mesh.axis_names[0])
   fn = functools.partial(decode_batch, model, options=options, bos_id=bos_id, eos_id=eos_id,
-                         limit=limit, never=never)
+                         model_max_length=model_max_length, banned_ids=banned_ids)
   # No collectives: every device runs its own search loop to its own end (check_vma=False lets
   # the loops' state start unsharded-typed inside the map).
   return jax.jit(jax.shard_map(lambda params, inputs, key, row_ids: fn(params, inputs, key, row_ids),
@@ -272,7 +269,8 @@ def _sharded_decode(mesh, model, options: DecodingOptions, bos_id: int, eos_id: 
 
 
 def decode_batch_data_parallel(mesh, model, params, inputs, key, row_ids, *, options: DecodingOptions,
-                               bos_id: int, eos_id: int, limit: int, never: tuple[int, ...] = (0, 1)):
+                               bos_id: int, eos_id: int, model_max_length: int,
+                               banned_ids: tuple[int, ...] = (0, 1)):
   """`decode_batch` with the rows split over the devices of a 1-D `mesh` (one process).  The batch
   is padded to a multiple of the device count with copies of its first row, whose results are
   dropped.  params should already be replicated on the mesh (`replicate_on`)."""
@@ -281,7 +279,8 @@ def decode_batch_data_parallel(mesh, model, params, inputs, key, row_ids, *, opt
   if pad:
     inputs = np.concatenate([inputs, np.repeat(inputs[:1], pad, axis=0)])
     row_ids = np.concatenate([row_ids, np.repeat(row_ids[:1], pad, axis=0)])
-  out = _sharded_decode(mesh, model, options, bos_id, eos_id, limit, tuple(never))(params, inputs, key, row_ids)
+  out = _sharded_decode(mesh, model, options, bos_id, eos_id, model_max_length, tuple(banned_ids))(
+      params, inputs, key, row_ids)
   return tuple(x[:batch] for x in out)
 
 
@@ -290,14 +289,14 @@ def replicate_on(mesh, tree):
   return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "never"))
+@functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "banned_ids"))
 def score_sequences(model, params, inputs, targets, *, options: DecodingOptions, bos_id: int,
-                    eos_id: int, never: tuple[int, ...] = (0, 1)):
+                    eos_id: int, banned_ids: tuple[int, ...] = (0, 1)):
   """Log-probability of given targets [B, T] (ending in EOS, pad 0) exactly as the search scores
   them: the same cached step function, the same logit filters (`options`), the same length
   penalty.  Returns (scores [B] as ranked by beam search, sum_logprobs [B])."""
   batch, length = targets.shape
-  filt = _filters(options, eos_id, never)
+  filt = _filters(options, eos_id, banned_ids)
   step_fn, cache = step_function(model, params, inputs, len(options.prompt) + length)
   cache, first = _prime(step_fn, cache, bos_id, options.prompt, batch)
 
@@ -321,21 +320,23 @@ class DecodingTask:
   """Decodes batches of token ids with `options`, including Whisper's temperature fallback."""
 
   def __init__(self, model, params, options: DecodingOptions, *, bos_id: int, eos_id: int,
-               detokenize: Callable[[Sequence[int]], str], limit: int, mesh=None):
-    """mesh: a 1-D mesh of this process's devices to decode data-parallel over (None or one
-    device: decode on the default device)."""
+               detokenize: Callable[[Sequence[int]], str], model_max_length: int, mesh=None):
+    """model_max_length: the most decoder positions (prompt and output) the model takes; mesh: a
+    1-D mesh of this process's devices to decode data-parallel over (None or one device: decode
+    on the default device)."""
     self.mesh = mesh if mesh is not None and mesh.size > 1 else None
     if self.mesh is not None:
       params = replicate_on(self.mesh, params)
     self.model, self.params, self.options = model, params, options
-    self.bos_id, self.eos_id, self.detokenize, self.limit = bos_id, eos_id, detokenize, limit
-    if options.min_len + len(options.prefix) >= limit - len(options.prompt):
+    self.bos_id, self.eos_id, self.detokenize = bos_id, eos_id, detokenize
+    self.model_max_length = model_max_length
+    if options.min_len + len(options.prefix) >= model_max_length - len(options.prompt):
       raise UsageError(f"min_len + prefix ({options.min_len + len(options.prefix)}) leave no room "
-                       f"below the model's limit of {limit} tokens")
+                       f"below the model's limit of {model_max_length} tokens")
 
   def _attempt(self, inputs, row_ids, key, temperature: float) -> list[DecodingResult]:
     options = self.options.at_temperature(temperature)
-    static = dict(options=options, bos_id=self.bos_id, eos_id=self.eos_id, limit=self.limit)
+    static = dict(options=options, bos_id=self.bos_id, eos_id=self.eos_id, model_max_length=self.model_max_length)
     if self.mesh is not None:
       out = decode_batch_data_parallel(self.mesh, self.model, self.params, inputs, key, row_ids, **static)
     else:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from seq2seq_jax.errors import UsageError
+from seq2seq_jax.models import kv_cache
 from seq2seq_jax.models.layers import TokenEmbedding
 from seq2seq_jax.models.transformer import shift_right
 
@@ -128,8 +129,9 @@ class RecurrentDecoder(nn.Module):
   """Runs a decoder step module over decoder_tokens [B, T] -> features [B, T, H].
 
   Teacher forcing: `nn.scan` over time.  `decode=True`: the step state lives in the `cache`
-  collection (`state`, and `started`, False until the first step takes the state from the
-  encoder), so each call costs one step per new token whatever came before.
+  collection, so each call costs one step per new token whatever came before: `state`, the
+  carries [B, ...] of each row, marked `kv_cache.PerRow` (beam search reorders it with the rows),
+  and `started`, a scalar that is False until the first step takes the state from the encoder.
   """
   config: RNNConfig
   step_cls: type
@@ -146,7 +148,7 @@ class RecurrentDecoder(nn.Module):
       _, features = scan(c, train, name="step")(init, embedded, encoded)
       return features
     is_initialized = self.has_variable("cache", "state")
-    cached = self.variable("cache", "state", lambda: init)
+    cached = self.variable("cache", "state", lambda: kv_cache.per_row(init))
     started = self.variable("cache", "started", lambda: jnp.array(False))
     state = jax.tree.map(lambda s, i: jnp.where(started.value, s, i), cached.value, init)
     step = self.step_cls(c, train, name="step")
