@@ -39,6 +39,12 @@ def test_command_line_defaults_are_the_dataclass_defaults():
   assert proc.stdout.strip() == "same"
 
 
+def test_the_default_model_is_the_main_jobs_small_transformer():
+  hparams = models.resolve_hyperparameters(TrainConfig().model, TrainConfig().model_hparams)
+  assert (hparams["d_model"], hparams["num_heads"], hparams["d_ff"]) == (128, 4, 512)
+  assert (hparams["num_encoder_layers"], hparams["num_decoder_layers"]) == (2, 2)
+
+
 def test_model_flags_set_only_what_is_given_and_num_layers_sets_both_transformer_stacks():
   proc = python("import json\n"
                 "from experiments import train\n"

@@ -36,12 +36,12 @@ class TransformerConfig:
   """Hyper-parameters; defaults are a small G2P model. `dropout=0` turns every dropout off."""
   source_vocab_size: int
   target_vocab_size: int
-  d_model: int = 256
+  d_model: int = 128
   num_heads: int = 4
   key_size: int = 0             # d_k = d_v per head; 0 = d_model / num_heads (§3.2.2)
-  d_ff: int = 1024
-  num_encoder_layers: int = 3
-  num_decoder_layers: int = 3
+  d_ff: int = 512
+  num_encoder_layers: int = 2
+  num_decoder_layers: int = 2
   dropout: float = 0.1          # residual, embedding and attention-weight dropout (P_drop)
   attention_dropout: float | None = None  # attention-weight dropout alone; None = `dropout`
   relative_positions: int = 0   # K > 0: self-attention adds a learned bias of the offset clipped to [-K, K]
