@@ -311,7 +311,7 @@ def test_a_dtype_for_a_float32_only_model_is_refused(monkeypatch):
 
   class Vocabulary:
     size = 10
-  monkeypatch.setattr(translator_lib.loop, "load_workdir",
+  monkeypatch.setattr(translator_lib.workdir_lib, "load",
                       lambda workdir: ({"model": "rnn_attention", "model_hparams": {}}, Vocabulary(), Vocabulary()))
   with pytest.raises(UsageError, match="model 'rnn_attention' computes in float32 only; drop --dtype"):
     translator_lib.Translator.from_workdir("unused", dtype="bfloat16")
