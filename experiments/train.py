@@ -3,13 +3,20 @@ r"""Train a sequence-to-sequence model, evaluate it on the test split, write res
   python -m experiments.train                      # default: Transformer on CMUdict G2P, ~5 min
   python -m experiments.train --workdir=runs/g2p --flagfile=experiments/g2p_cmudict/transformer_1h.flags
 
-Running the same command again continues from the workdir's latest checkpoint.
+Running the same command again continues from the workdir's latest checkpoint (one that fails to
+restore is moved aside as `<step>.damaged` and the next older one is used).
+
+Exit status: 0 done (results.json written); 2 a bad flag or input, or the workdir is in use by
+another training process (one line, nothing written); 3 the loss became non-finite (the
+checkpoints kept are the good ones, no results.json); 75 stopped by SIGTERM or SIGINT after saving
+a checkpoint (run the same command again to continue).
 
 Every default is `seq2seq_jax.config.TrainConfig`'s (and the chosen model's config dataclass for
 the model flags): a flag left unset leaves the dataclass default in place.
 """
 
 import dataclasses
+import sys
 import types
 import typing
 
@@ -21,10 +28,12 @@ from seq2seq_jax import models
 from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.data import datasets
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.training import loop, parallel
+from seq2seq_jax.training import faults, loop, parallel
 
 FLAGS = flags.FLAGS
 DEFAULT = TrainConfig()
+DIVERGED_EXIT_CODE = 3
+STOPPED_EXIT_CODE = 75  # EX_TEMPFAIL: try again later
 
 flags.DEFINE_string("workdir", DEFAULT.workdir, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_string("model", DEFAULT.model, f"Model: {', '.join(models.model_names())}.")
@@ -218,7 +227,14 @@ def main():
   models.build_model(config.model, source_vocab_size=8, target_vocab_size=8, **config.model_hparams)
   datasets.spec(config.dataset, datasets.DatasetOptions(**config.dataset_options))
   loop.validate(config)
-  results = loop.train_and_evaluate(config)
+  try:
+    results = loop.train_and_evaluate(config)
+  except faults.NonFiniteLoss as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(DIVERGED_EXIT_CODE)
+  except faults.TrainingStopped as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(STOPPED_EXIT_CODE)
   if jax.process_index():
     return  # process 0 reports
   ev, o = results["eval"], config.decoding

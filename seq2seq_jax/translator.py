@@ -38,6 +38,14 @@ def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, b
   return results
 
 
+def _restores(manager, step: int) -> bool:
+  try:
+    workdir_lib.restore_params(manager, step)
+  except workdir_lib.DamagedCheckpointError:
+    return False
+  return True
+
+
 @dataclasses.dataclass
 class Translator:
   model: object
@@ -70,7 +78,15 @@ class Translator:
     elif step not in manager.all_steps():
       saved = ", ".join(map(str, manager.all_steps())) or "none"
       raise UsageError(f"{workdir} has no checkpoint of step {step}; saved steps: {saved}")
-    return cls(model, model_config, workdir_lib.restore_params(manager, step), source_vocab, target_vocab,
+    try:
+      params = workdir_lib.restore_params(manager, step)
+    except workdir_lib.DamagedCheckpointError as e:
+      intact = [s for s in manager.all_steps() if s != step and _restores(manager, s)]
+      hint = (f"intact steps: {', '.join(map(str, intact))}; pass --step=N, or run experiments.train "
+              "on the workdir again (it moves the damaged checkpoint aside and resumes)") if intact else \
+          "no other checkpoint restores; train again"
+      raise UsageError(f"{workdir}: {e}; {hint}") from None
+    return cls(model, model_config, params, source_vocab, target_vocab,
                tuple(config["buckets"]), step, config["max_source_length"])
 
   def encode_sources(self, texts: list[str]) -> list[np.ndarray]:

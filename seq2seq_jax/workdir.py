@@ -4,15 +4,25 @@
     <workdir>/vocab_source.json    the vocabularies the model was trained with
     <workdir>/vocab_target.json
     <workdir>/checkpoints/<step>/  orbax: train state + {step, data position, PRNG key, wall time}
+    <workdir>/checkpoints/<step>.damaged/   a checkpoint that failed to restore, moved aside
     <workdir>/metrics.jsonl, tensorboard/, results.json
+    <workdir>/train.lock           while a training process works in it: its pid, host, start time
 
-Training writes it (`prepare`); decoding and evaluation read it (`load`, `restore_params`).
-Nothing here imports training code.
+Training writes it (`prepare`, under `TrainingLock`); decoding and evaluation read it (`load`,
+`restore_params`).  Nothing here imports training code.
 """
 
+import contextlib
 import dataclasses
+import datetime
+import io
 import json
+import logging
 import os
+import socket
+import sys
+import time
+import traceback
 
 import jax
 import orbax.checkpoint as ocp
@@ -120,19 +130,180 @@ def load(workdir: str):
   return config, _read_vocabulary(workdir, "source"), _read_vocabulary(workdir, "target")
 
 
+class TrainingLock:
+  """`<workdir>/train.lock`, held by the one process that trains in a workdir.
+
+  Taking it while a live process on this host holds it, or while a process on another host does
+  (its liveness cannot be checked from here), is a UsageError naming the holder.  A lock whose
+  process is gone (a run killed with SIGKILL, a machine restarted) is taken over, and `took_over`
+  says from whom.  Used as a context manager; the file is removed on exit.
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, "train.lock")
+    self.took_over = None  # the stale holder's record, when there was one
+
+  def _holder(self):
+    try:
+      with open(self.path) as f:
+        return json.load(f)
+    except FileNotFoundError:
+      return None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+      return {"pid": None, "host": None, "started": "unknown (damaged lock file)"}
+
+  @staticmethod
+  def _alive(holder: dict) -> bool:
+    """Whether the holder may still run: its process exists on this host, or it is on another."""
+    if holder.get("host") != socket.gethostname():
+      return holder.get("host") is not None  # another host's process cannot be checked from here
+    if not isinstance(holder.get("pid"), int):
+      return False
+    try:
+      os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+      return False
+    except PermissionError:  # exists, owned by another user
+      return True
+    return True
+
+  def __enter__(self):
+    os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+    record = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    for _ in range(3):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      except FileExistsError:
+        holder = self._holder()
+        if holder is None:
+          continue  # released in between: try again
+        if self._alive(holder):
+          raise UsageError(f"workdir {os.path.dirname(self.path)} is in use by process {holder['pid']} on "
+                           f"{holder['host']} (training since {holder['started']}); wait for it, stop it, "
+                           f"or use another --workdir (a lock left by a dead process on another host: "
+                           f"delete {self.path})")
+        self.took_over = holder
+        os.remove(self.path)
+        continue
+      with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+      return self
+    raise UsageError(f"could not take {self.path}; another process keeps creating it")
+
+  def __exit__(self, *exc):
+    try:
+      with open(self.path) as f:
+        mine = json.load(f).get("pid") == os.getpid()
+    except (OSError, ValueError):
+      mine = False
+    if mine:
+      os.remove(self.path)
+    return False
+
+
 def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
-  """The orbax manager of `<workdir>/checkpoints`, keeping the latest `keep` steps."""
+  """The orbax manager of `<workdir>/checkpoints`, keeping the latest `keep` steps.  Each step holds
+  the items `state` (a pytree) and `meta` (JSON)."""
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+      item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
+
+
+class DamagedCheckpointError(Exception):
+  """A checkpoint that orbax cannot restore (a missing or truncated file)."""
+
+  def __init__(self, step: int, reason: str):
+    super().__init__(f"checkpoint {step} is damaged ({reason})")
+    self.step, self.reason = step, reason
+
+
+def _reason(error: BaseException) -> str:
+  """The first line of the innermost error behind `error` (tensorstore names the file there)."""
+  while (error.__cause__ or error.__context__) is not None:
+    error = error.__cause__ or error.__context__
+  lines = str(error).strip().splitlines()
+  return (lines[0] if lines else type(error).__name__)[:400]
+
+
+def _orbax_read_left_behind(unraisable) -> bool:
+  """Whether an unraisable error is an orbax read coroutine abandoned by a failed restore."""
+  code = getattr(unraisable.object, "cr_code", None)
+  return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+
+
+def _orbax_future_left_behind(record: logging.LogRecord) -> bool:
+  """Whether an asyncio log record is '... exception was never retrieved' for an orbax read."""
+  text = record.getMessage()
+  if record.exc_info:
+    text += "".join(traceback.format_exception(*record.exc_info))
+  return "never retrieved" in text and f"{os.sep}orbax{os.sep}" in text
+
+
+def _silence_abandoned_reads() -> None:
+  """From now on, drop the 'Exception ignored in: <coroutine ...>' and 'Task exception was never
+  retrieved' tracebacks of orbax reads that a failed restore left behind (Python prints them when
+  it collects them, even at exit)."""
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_orbax_reads", False):
+    return
+
+  def hook(unraisable):
+    if not _orbax_read_left_behind(unraisable):
+      previous(unraisable)
+
+  hook.drops_orbax_reads = True
+  sys.unraisablehook = hook
+  logging.getLogger("asyncio").addFilter(lambda record: not _orbax_future_left_behind(record))
+
+
+@contextlib.contextmanager
+def _unreadable_checkpoint_as_error(step: int):
+  """Turns any failure to read checkpoint `step` into a DamagedCheckpointError.  When tensorstore
+  fails one read, the reads still in flight report to an event loop that orbax has closed, each
+  with a traceback on stderr: those are held back here, and the reads' coroutines are collected
+  without a word (`_silence_abandoned_reads`)."""
+  saved, sys.stderr = sys.stderr, io.StringIO()
+  reason = None
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except  (tensorstore, orbax and OS errors alike)
+    reason = _reason(e)
+  finally:
+    if reason is not None:
+      _silence_abandoned_reads()
+      time.sleep(0.5)  # the reads in flight finish reporting
+    sys.stderr = saved
+  if reason is not None:
+    raise DamagedCheckpointError(step, reason)
+
+
+def restore_checkpoint(manager: ocp.CheckpointManager, step: int, args):
+  """`manager.restore(step, args)`; any failure to read it is a DamagedCheckpointError."""
+  with _unreadable_checkpoint_as_error(step):
+    return manager.restore(step, args=args)
+
+
+def move_aside(workdir: str, step: int) -> str:
+  """Renames checkpoint `step` to `<step>.damaged` (orbax then no longer lists it); returns the new path."""
+  path = os.path.join(os.path.abspath(workdir), "checkpoints", str(step))
+  aside = path + ".damaged"
+  n = 1
+  while os.path.exists(aside):
+    n += 1
+    aside = f"{path}.damaged{n}"
+  os.rename(path, aside)
+  return aside
 
 
 def restore_params(manager: ocp.CheckpointManager, step: int):
   """The parameters of checkpoint `step`, on this process's first device, whatever devices saved
-  them (a run on two devices decodes on one): the restore target is the saved shapes and dtypes."""
-  path = os.path.join(str(manager.directory), str(step), "state")
-  saved = ocp.StandardCheckpointer().metadata(path).item_metadata
+  them (a run on two devices decodes on one): the restore target is the saved shapes and dtypes.
+  DamagedCheckpointError if it cannot be read."""
+  with _unreadable_checkpoint_as_error(step):
+    saved = manager.item_metadata(step)["state"].tree
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+  restored = restore_checkpoint(manager, step, ocp.args.Composite(state=ocp.args.StandardRestore(target)))
   return restored["state"]["params"]

@@ -32,40 +32,32 @@ from flax.core import meta
 from jax import lax
 
 
-class PerRow(flax.struct.PyTreeNode, meta.AxisMetadata):
+class _CacheRole(flax.struct.PyTreeNode, meta.AxisMetadata):
+  """A Flax metadata box around one cache leaf: the model reads and writes the plain value,
+  decoding sees the box and so the leaf's role."""
+  value: Any
+
+  def unbox(self):
+    return self.value
+
+  def replace_boxed(self, val):
+    return self.replace(value=val)
+
+  def add_axis(self, index, params):
+    return self
+
+  def remove_axis(self, index, params):
+    return self
+
+
+class PerRow(_CacheRole):
   """A cache leaf [rows, ...] with one entry per decoding row (hypothesis): whoever reorders the
   rows (beam search) reorders it."""
-  value: Any
-
-  def unbox(self):
-    return self.value
-
-  def replace_boxed(self, val):
-    return self.replace(value=val)
-
-  def add_axis(self, index, params):
-    return self
-
-  def remove_axis(self, index, params):
-    return self
 
 
-class PerSource(flax.struct.PyTreeNode, meta.AxisMetadata):
+class PerSource(_CacheRole):
   """A cache leaf [sources, ...] that depends only on the source: computed by the call that
   creates the cache and read by the G consecutive rows of each source; never reordered."""
-  value: Any
-
-  def unbox(self):
-    return self.value
-
-  def replace_boxed(self, val):
-    return self.replace(value=val)
-
-  def add_axis(self, index, params):
-    return self
-
-  def remove_axis(self, index, params):
-    return self
 
 
 def per_row(tree):

@@ -5,6 +5,7 @@ the latest checkpoint and ends exactly where an uninterrupted run ends (batches 
 are functions of the step).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,7 +21,7 @@ from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.data import datasets, pipeline
 from seq2seq_jax.decoding.task import DecodingTask
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
+from seq2seq_jax.training import faults, parallel, state as state_lib, step as step_lib
 from seq2seq_jax.training.metrics_writer import MetricsWriter
 
 
@@ -98,9 +99,46 @@ def _scalar(value) -> bool:
   return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def restore_newest_intact(config: TrainConfig, state, log) -> tuple:
+  """(manager, state, meta) from the newest checkpoint that restores, or (manager, state, None)
+  when there is none.  A checkpoint that fails to restore is moved aside (`<step>.damaged`) with
+  one line to `log`, and the next older one is tried."""
+  manager = workdir_lib.checkpoint_manager(config.workdir, config.keep_checkpoints)
+  for step in sorted(manager.all_steps(), reverse=True):
+    args = ocp.args.Composite(state=ocp.args.StandardRestore(state), meta=ocp.args.JsonRestore())
+    try:
+      restored = workdir_lib.restore_checkpoint(manager, step, args)
+    except workdir_lib.DamagedCheckpointError as e:
+      if jax.process_index() == 0:
+        aside = workdir_lib.move_aside(config.workdir, step)
+        log(f"{e}; moved aside to {aside}")
+      parallel.sync_processes(f"move_aside_{step}")
+      manager = workdir_lib.checkpoint_manager(config.workdir, config.keep_checkpoints)
+      continue
+    return manager, restored["state"], restored["meta"]
+  return manager, state, None
+
+
 def train_and_evaluate(config: TrainConfig) -> dict:
-  """Trains (or resumes) in `config.workdir`, evaluates on the test split, writes results.json."""
+  """Trains (or resumes) in `config.workdir`, evaluates on the test split, writes results.json.
+
+  Raises `faults.TrainingStopped` after saving a checkpoint when SIGTERM or SIGINT arrives, and
+  `faults.NonFiniteLoss` when the loss diverges (then no checkpoint or results.json is written
+  after the last good step).  Only one process at a time trains in a workdir
+  (`workdir.TrainingLock`).
+  """
   validate(config)
+  is_chief = jax.process_index() == 0
+  with (workdir_lib.TrainingLock(config.workdir) if is_chief else contextlib.nullcontext()) as lock:
+    if lock is not None and lock.took_over:
+      held = lock.took_over
+      print(f"took over the lock of process {held.get('pid')} on {held.get('host')} (started "
+            f"{held.get('started')}), which is no longer running", flush=True)
+    with faults.StopSignals() as signals:
+      return _train_and_evaluate(config, signals)
+
+
+def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dict:
   options = datasets.DatasetOptions(**config.dataset_options)
   spec = datasets.spec(config.dataset, options)
   splits = datasets.load(config.dataset, config.data_dir, options)
@@ -112,6 +150,7 @@ def train_and_evaluate(config: TrainConfig) -> dict:
       config.model, source_vocab_size=vocabs[0].size, target_vocab_size=vocabs[1].size,
       **config.model_hparams, **model_dtype(config))
   is_chief = jax.process_index() == 0
+  log = lambda line: print(line, flush=True) if is_chief else None
   if is_chief:  # one writer for the shared workdir; the other processes wait for it
     workdir_lib.prepare(config, vocabs)
   parallel.sync_processes("prepare_workdir")
@@ -134,15 +173,16 @@ def train_and_evaluate(config: TrainConfig) -> dict:
   state = state_lib.create_train_state(model, init_key, shape, shape, tx)
   n_params = state_lib.parameter_count(state.params)
 
-  manager = workdir_lib.checkpoint_manager(config.workdir, config.keep_checkpoints)
+  manager, state, meta = restore_newest_intact(config, state, log)
   writer = MetricsWriter(config.workdir, enabled=is_chief)
-  meta = {"wall_s": 0.0}
-  if manager.latest_step() is not None:
-    restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(state), meta=ocp.args.JsonRestore()))
-    state, meta = restored["state"], restored["meta"]
+  if meta is None:
+    meta = {"wall_s": 0.0}
+    writer.truncate_after(0)
+  else:
     dropout_base = jax.random.wrap_key_data(np.asarray(meta["dropout_key"], np.uint32), impl="rbg")
     writer.truncate_after(int(meta["step"]))
+  if writer.dropped_lines:
+    log(f"{writer.path}: dropped {writer.dropped_lines} unreadable line(s) (a write cut short, or an edit)")
   state = parallel.replicate(state, mesh)
   dropout_base = parallel.replicate(dropout_base, mesh)
 
@@ -151,22 +191,34 @@ def train_and_evaluate(config: TrainConfig) -> dict:
                                     grad_accum_steps=config.grad_accum_steps)
   eval_fn = parallel.data_parallel(step_lib.eval_step, mesh, batch_argnums=(1,), apply_fn=model.apply,
                                    label_smoothing=config.label_smoothing)
+  recorded = []  # (step, loss sum, grad norm) since the last finiteness check
+
+  def check_finite():
+    bad = faults.first_non_finite_step(recorded)
+    recorded.clear()
+    if bad is not None:
+      manager.wait_until_finished()
+      progress.close()
+      raise faults.NonFiniteLoss(bad, manager.latest_step())
 
   def save(step):
+    check_finite()
     meta_now = {"step": step, "data_position": batches.position(step), "wall_s": wall_s(),
                 "dropout_key": np.asarray(jax.random.key_data(dropout_base)).tolist()}
     manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                meta=ocp.args.JsonSave(meta_now)))
 
   start_step = int(jax.device_get(state.step))
+  results_path = os.path.join(config.workdir, "results.json")
+  if is_chief and start_step < config.num_train_steps and os.path.exists(results_path):
+    os.remove(results_path)  # training goes on: the results of an earlier, shorter run no longer hold
   session_start = time.time()
   wall_s = lambda: meta["wall_s"] + time.time() - session_start
-  if is_chief:
-    print(f"{config.model}: {n_params:,} parameters; {config.dataset}: {len(train_pairs.sources):,} "
-          f"training pairs ({train_pairs.dropped} longer than {config.max_source_length}/"
-          f"{config.max_target_length} source/target tokens dropped), "
-          f"{batches.steps_per_epoch} steps/epoch; devices: {jax.device_count()}; "
-          f"{'resuming at step ' + str(start_step) if start_step else 'starting'}", flush=True)
+  log(f"{config.model}: {n_params:,} parameters; {config.dataset}: {len(train_pairs.sources):,} "
+      f"training pairs ({train_pairs.dropped} longer than {config.max_source_length}/"
+      f"{config.max_target_length} source/target tokens dropped), "
+      f"{batches.steps_per_epoch} steps/epoch; devices: {jax.device_count()}; "
+      f"{'resuming at step ' + str(start_step) if start_step else 'starting'}")
 
   progress = tqdm(total=config.num_train_steps, initial=start_step, disable=not is_chief,
                   dynamic_ncols=True, desc="train")
@@ -176,8 +228,10 @@ def train_and_evaluate(config: TrainConfig) -> dict:
     state, step_sums = train_fn(state, batch, dropout_base)
     sums = step_sums if sums is None else jax.tree.map(lambda a, b: a + b, sums, step_sums)
     done = step + 1
+    recorded.append((done, step_sums["loss"], step_sums["grad_norm"]))
     progress.update(1)
     if done % config.log_every_steps == 0 or done == config.num_train_steps:
+      check_finite()
       metrics = step_lib.metrics_from_sums(jax.device_get(sums))
       metrics["grad_norm"] = float(jax.device_get(step_sums["grad_norm"]))
       elapsed = time.time() - tick
@@ -194,16 +248,22 @@ def train_and_evaluate(config: TrainConfig) -> dict:
       if is_chief:
         progress.write(f"step {done}: validation {format_metrics(valid)}")
       tick = time.time()  # evaluation time is not training throughput
-    if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps:
+    saved = done % config.checkpoint_every_steps == 0 or done == config.num_train_steps
+    if saved:
       save(done)
+    if done < config.num_train_steps and (jax.process_count() == 1 or done % config.log_every_steps == 0):
+      stop = signals.stop_requested()
+      if stop:
+        if not saved:
+          save(done)
+        manager.wait_until_finished()
+        progress.close()
+        writer.close()
+        raise faults.TrainingStopped(done, stop)
   progress.close()
   manager.wait_until_finished()
 
-  train_loss = None
-  if os.path.exists(writer.path):
-    with open(writer.path) as f:
-      logged = [json.loads(line) for line in f if '"train/loss"' in line]
-    train_loss = logged[-1]["train/loss"] if logged else None
+  train_loss = writer.last_value("train/loss")
   test_examples = examples["test"][: config.max_test_examples or None]
   task = translator.decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
   test = evaluate(task, eval_fn, test_examples, vocabs, config, mesh, spec)
@@ -212,6 +272,6 @@ def train_and_evaluate(config: TrainConfig) -> dict:
              "decoding": json.loads(json.dumps(dataclasses.asdict(config.decoding))), "devices": jax.device_count(), "eval": test}
   if is_chief:
     writer.write(config.num_train_steps, {f"test/{k}": v for k, v in test.items() if _scalar(v)})
-    workdir_lib.write_json_atomic(os.path.join(config.workdir, "results.json"), results)
+    workdir_lib.write_json_atomic(results_path, results)
   writer.close()
   return results
