@@ -23,6 +23,7 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -242,9 +243,9 @@ def _orbax_future_left_behind(record: logging.LogRecord) -> bool:
 
 
 def _silence_abandoned_reads() -> None:
-  """From now on, drop the 'Exception ignored in: <coroutine ...>' and 'Task exception was never
-  retrieved' tracebacks of orbax reads that a failed restore left behind (Python prints them when
-  it collects them, even at exit)."""
+  """From now on, drop the 'Exception ignored in: <coroutine ...>', 'Task exception was never
+  retrieved' and 'coroutine ... was never awaited' reports of the orbax reads that a failed
+  restore left behind (Python prints them when it collects them, even at exit)."""
   previous = sys.unraisablehook
   if getattr(previous, "drops_orbax_reads", False):
     return
@@ -256,6 +257,7 @@ def _silence_abandoned_reads() -> None:
   hook.drops_orbax_reads = True
   sys.unraisablehook = hook
   logging.getLogger("asyncio").addFilter(lambda record: not _orbax_future_left_behind(record))
+  warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ import pytest
 
 from conftest import REPO
 from seq2seq_jax import workdir
+from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.errors import UsageError
 
 TINY = ["--d_model=32", "--num_heads=2", "--d_ff=64", "--num_layers=1", "--batch_size=32",
@@ -121,7 +122,7 @@ def _damage_and_check_decode(stopped):
 
 
 def test_sigterm_saves_and_a_resume_past_damaged_checkpoints_ends_as_an_uninterrupted_run(tmp_path, data_dir):
-  flags = [f"--data_dir={data_dir}", "--num_train_steps=150", *TINY]
+  flags = [f"--data_dir={data_dir}", "--num_train_steps=100", *TINY]
   straight, stopped = str(tmp_path / "straight"), str(tmp_path / "stopped")
   reference = run("train", f"--workdir={straight}", *flags, devices=2)
   assert reference.returncode == 0, reference.stderr[-3000:]
@@ -135,7 +136,7 @@ def test_sigterm_saves_and_a_resume_past_damaged_checkpoints_ends_as_an_uninterr
   _, stderr = proc.communicate(timeout=300)
   assert proc.returncode == 75, stderr[-3000:]
   stopped_at = int(stderr.strip().splitlines()[-1].split("after step ")[1].split(";")[0])
-  assert 22 <= stopped_at < 150 and not os.path.exists(os.path.join(stopped, "results.json"))
+  assert 22 <= stopped_at < 100 and not os.path.exists(os.path.join(stopped, "results.json"))
   assert os.path.isdir(os.path.join(stopped, "checkpoints", str(stopped_at)))
 
   newest, before, oldest = _damage_and_check_decode(stopped)
@@ -150,21 +151,24 @@ def test_sigterm_saves_and_a_resume_past_damaged_checkpoints_ends_as_an_uninterr
   for proc in (reference, resumed):  # normal use prints no library warnings
     assert "WARNING" not in proc.stderr, proc.stderr[-2000:]
 
-  # Damaged workdir files: one line naming the file.
+  # Damaged workdir files: one line naming the file (decode), the same error from the library (train).
   decoded = run("decode", f"--workdir={stopped}", "--inputs=hello")
   assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr[-2000:]
   damaged = str(tmp_path / "damaged")
   shutil.copytree(stopped, damaged)
   with open(os.path.join(damaged, "vocab_target.json"), "r+") as f:
     f.truncate(10)
-  for module in ("decode", "train"):
-    proc = run(module, f"--workdir={damaged}", *(flags if module == "train" else ["--inputs=hello"]))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert last_line(proc).startswith(f"error: {damaged}/vocab_target.json is damaged")
+  proc = run("decode", f"--workdir={damaged}", "--inputs=hello")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert last_line(proc).startswith(f"error: {damaged}/vocab_target.json is damaged")
+  recorded, source_vocab, target_vocab = workdir.load(stopped)
+  same_run = TrainConfig(**{**recorded["full_config"], "workdir": damaged})
+  with pytest.raises(UsageError, match=f"^{damaged}/vocab_target.json is damaged"):
+    workdir.prepare(same_run, (source_vocab, target_vocab))
   with open(os.path.join(damaged, "config.json"), "w") as f:
     f.write('{"model": "transf')
-  proc = run("decode", f"--workdir={damaged}", "--inputs=hello")
-  assert last_line(proc).startswith(f"error: {damaged}/config.json is damaged")
+  with pytest.raises(UsageError, match=f"^{damaged}/config.json is damaged"):
+    workdir.load(damaged)
 
 
 def test_a_diverging_run_stops_at_the_step_keeps_the_good_checkpoint_and_writes_no_results(tmp_path, data_dir):

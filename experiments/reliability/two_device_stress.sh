@@ -14,7 +14,7 @@ steps=${1:-100000}
 workdir=${2:-runs/two_device_stress}
 shift $(( $# < 2 ? $# : 2 ))
 rm -rf "$workdir" && mkdir -p "$workdir"
-export XLA_FLAGS="--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_warn_stuck_seconds=10 \
+export XLA_FLAGS="--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_warn_stuck_timeout_seconds=10 \
 --xla_cpu_collective_call_terminate_timeout_seconds=60 --xla_cpu_collective_timeout_seconds=60${XLA_FLAGS:+ $XLA_FLAGS}"
 start=$(date +%s)
 python -m experiments.train --workdir="$workdir" --num_train_steps="$steps" --d_model=32 --num_heads=2 \
