@@ -1,4 +1,4 @@
-"""experiments/train_resuming.sh restarts training after an XLA abort (exit 134) and only then."""
+"""experiments/g2p_cmudict/run.sh restarts a two-device recipe after an XLA abort (exit 134), and only then."""
 
 import os
 import stat
@@ -22,9 +22,9 @@ def fake_python(tmp_path, statuses):
   return dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
 
 
-def run(tmp_path, statuses):
+def run(tmp_path, statuses, recipe="transformer_1h_2dev"):
   env = fake_python(tmp_path, statuses)
-  proc = subprocess.run(["bash", "experiments/train_resuming.sh", "--workdir=w", "--flagfile=f"], cwd=REPO,
+  proc = subprocess.run(["bash", "experiments/g2p_cmudict/run.sh", recipe, "w"], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=60)
   calls = (tmp_path / "calls").read_text().splitlines()
   return proc.returncode, calls
@@ -32,7 +32,8 @@ def run(tmp_path, statuses):
 
 def test_restarts_after_aborts_with_the_same_arguments(tmp_path):
   status, calls = run(tmp_path, [134, 134, 0])
-  assert status == 0 and calls == ["-m experiments.train --workdir=w --flagfile=f"] * 3
+  command = "-m experiments.train --flagfile=experiments/g2p_cmudict/transformer_1h_2dev.flags --workdir=w"
+  assert status == 0 and calls == [command] * 3
 
 
 def test_other_failures_are_not_retried(tmp_path):
@@ -43,3 +44,8 @@ def test_other_failures_are_not_retried(tmp_path):
 def test_gives_up_after_six_aborts(tmp_path):
   status, calls = run(tmp_path, [134] * 8)
   assert status == 134 and len(calls) == 6
+
+
+def test_one_device_recipes_are_not_retried(tmp_path):
+  status, calls = run(tmp_path, [134, 0], recipe="transformer_1h")
+  assert status == 134 and len(calls) == 1
