@@ -25,7 +25,7 @@ from absl import flags, logging
 from experiments import decoding_flags, decoding_xla_flags, entry_point, plots
 from seq2seq_jax import attention_maps
 from seq2seq_jax.data import pipeline
-from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID
+from seq2seq_jax.special_tokens import BOS_ID, EOS_ID
 from seq2seq_jax.decoding.task import score_sequences
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.translator import Translator

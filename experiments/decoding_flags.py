@@ -59,7 +59,7 @@ def define_dtype_flag():
   """`--dtype` for the entry points that decode a trained model (decode, evaluate); training has its own."""
   flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Compute dtype for decoding (default: the one the "
                     "model was trained with). bfloat16: matrix-product operands and caches in bfloat16, sums, "
-                    "softmax and scores in float32; on CPUs with AMX or AVX512-BF16 about 1.5-2x faster.")
+                    "softmax and scores in float32 (faster on CPUs with bfloat16 units).")
 
 
 def options_from_flags(target_vocab):

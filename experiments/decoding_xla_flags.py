@@ -12,16 +12,12 @@ def decoding_xla_flags(current: str, cores: int) -> str:
     cores --xla_cpu_multi_thread_eigen=false`), unless `current` sets the device count: decoding
     then splits each batch over them (`DecodingTask` with a mesh), with the same outputs as on one
     device (scores may differ by about 1e-6: one thread sums in another order than several).  A
-    decoding step is many small ops, which one device runs poorly on several threads: on 2 cores
-    the `small` benchmark decodes 1.4x (greedy and beam 4) faster on two host devices than on one
-    two-threaded device (README, "Decoding speed").  Only the CPU platform is affected: on a GPU
-    or TPU machine the accelerators remain JAX's devices.
+    decoding step is many small ops, which one device runs poorly on several threads.  Only the
+    CPU platform is affected: on a GPU or TPU machine the accelerators remain JAX's devices.
   - XLA:CPU's concurrency-optimised scheduler (on by default) is turned off, unless `current`
-    sets it: it orders the many small ops of a decoding step for overlap, and without it beam 4
-    on the `small` benchmark (two host devices) ran faster in each of 10 interleaved pairs (median
-    13%, 5-16%; greedy: no difference; training: no gain, so experiments.train keeps XLA's
-    defaults).  It changes the order of the compiled ops only: beam-search outputs were
-    bit-identical with and without it.
+    sets it: it orders the many small ops of a decoding step for overlap, which does not pay for
+    decoding.  It changes the order of the compiled ops only: beam-search outputs are identical.
+  The measured effect of both is in experiments/benchmarks/README.md.
   XLA reads both from XLA_FLAGS only (a per-compilation `compiler_options` entry for the scheduler
   is accepted but not used).
   """

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from seq2seq_jax import models
-from seq2seq_jax.data.tokenizers import EOS_ID, PAD_ID, SPECIALS
+from seq2seq_jax.data.tokenizers import SPECIALS
+from seq2seq_jax.special_tokens import EOS_ID, PAD_ID
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models.rnn_attention import RNNAttention
 from seq2seq_jax.models.transformer import Transformer

@@ -7,7 +7,7 @@ import numpy as np
 
 from seq2seq_jax import models, workdir as workdir_lib
 from seq2seq_jax.data import pipeline
-from seq2seq_jax.data.tokenizers import BOS_ID, EOS_ID
+from seq2seq_jax.special_tokens import BOS_ID, EOS_ID
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingResult, DecodingTask
 from seq2seq_jax.errors import UsageError
 

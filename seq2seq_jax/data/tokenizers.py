@@ -13,8 +13,8 @@ import io
 import json
 
 from seq2seq_jax.errors import UsageError
+from seq2seq_jax.special_tokens import BOS_ID, EOS_ID, PAD_ID
 
-PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIALS = ("<pad>", "<s>", "</s>")
 
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from seq2seq_jax.decoding.logit_filters import NEG_INF, LogitFilter
+from seq2seq_jax.special_tokens import PAD_ID
 
 
 def no_filter(logits, tokens, step):
@@ -90,7 +91,7 @@ def argmax(x):
 
 def sample_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode_length: int, eos_id: int, *,
                   keys=None, temperature: float = 0.0, top_k: int | None = None,
-                  top_p: float | None = None, logit_filter: LogitFilter = no_filter, pad_id: int = 0):
+                  top_p: float | None = None, logit_filter: LogitFilter = no_filter, pad_id: int = PAD_ID):
   """Greedy (temperature 0) or ancestral sampling, one token per row per step.
 
   first_tokens [N] (BOS, or the last prompt token), max_lengths [N] int32, keys [N] PRNG keys
@@ -132,7 +133,7 @@ def sample_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode
 
 
 def greedy_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode_length: int, eos_id: int, *,
-                  logit_filter: LogitFilter = no_filter, pad_id: int = 0):
+                  logit_filter: LogitFilter = no_filter, pad_id: int = PAD_ID):
   """Arg-max decoding: `sample_search` at temperature 0."""
   return sample_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode_length, eos_id,
                        logit_filter=logit_filter, pad_id=pad_id)
@@ -158,7 +159,7 @@ def beam_rows(origins, beam: int):
 
 def beam_search(tokens_to_logits, cache, first_tokens, max_lengths, max_decode_length: int, eos_id: int, *,
                 beam_size: int, length_penalty: float | None = None, patience: float | None = None,
-                logit_filter: LogitFilter = no_filter, pad_id: int = 0,
+                logit_filter: LogitFilter = no_filter, pad_id: int = PAD_ID,
                 reorder_cache: Callable = take_every_row):
   """Beam search with a pool of finished hypotheses (Whisper's BeamSearchDecoder, in one loop).
 

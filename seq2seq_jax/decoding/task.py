@@ -24,6 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from seq2seq_jax.decoding import logit_filters, search
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models import kv_cache
+from seq2seq_jax.special_tokens import BOS_ID, PAD_ID
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +215,7 @@ def length_limits(inputs, options: DecodingOptions, model_max_length: int):
 @functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "model_max_length",
                                              "banned_ids"))
 def decode_batch(model, params, inputs, key, row_ids, *, options: DecodingOptions, bos_id: int, eos_id: int,
-                 model_max_length: int, banned_ids: tuple[int, ...] = (0, 1)):
+                 model_max_length: int, banned_ids: tuple[int, ...] = (PAD_ID, BOS_ID)):
   """One attempt at one temperature.  inputs [B, S]; key: PRNG key; row_ids [B] int: sample j of
   a row draws from fold_in(fold_in(key, row_id), j), so it does not depend on the other rows.
   model_max_length: the most decoder positions (prompt and output) the model takes;
@@ -270,7 +271,7 @@ def _sharded_decode(mesh, model, options: DecodingOptions, bos_id: int, eos_id: 
 
 def decode_batch_data_parallel(mesh, model, params, inputs, key, row_ids, *, options: DecodingOptions,
                                bos_id: int, eos_id: int, model_max_length: int,
-                               banned_ids: tuple[int, ...] = (0, 1)):
+                               banned_ids: tuple[int, ...] = (PAD_ID, BOS_ID)):
   """`decode_batch` with the rows split over the devices of a 1-D `mesh` (one process).  The batch
   is padded to a multiple of the device count with copies of its first row, whose results are
   dropped.  params should already be replicated on the mesh (`replicate_on`)."""
@@ -291,7 +292,7 @@ def replicate_on(mesh, tree):
 
 @functools.partial(jax.jit, static_argnames=("model", "options", "bos_id", "eos_id", "banned_ids"))
 def score_sequences(model, params, inputs, targets, *, options: DecodingOptions, bos_id: int,
-                    eos_id: int, banned_ids: tuple[int, ...] = (0, 1)):
+                    eos_id: int, banned_ids: tuple[int, ...] = (PAD_ID, BOS_ID)):
   """Log-probability of given targets [B, T] (ending in EOS, pad 0) exactly as the search scores
   them: the same cached step function, the same logit filters (`options`), the same length
   penalty.  Returns (scores [B] as ranked by beam search, sum_logprobs [B])."""

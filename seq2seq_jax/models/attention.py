@@ -16,9 +16,10 @@ import jax.numpy as jnp
 
 from seq2seq_jax.models import kv_cache
 from seq2seq_jax.models.layers import float32_sum_dot_general
+from seq2seq_jax.special_tokens import PAD_ID
 
 
-def padding_mask(query_tokens, key_tokens, pad_id: int = 0):
+def padding_mask(query_tokens, key_tokens, pad_id: int = PAD_ID):
   """[B, Tq], [B, Tk] -> [B, 1, Tq, Tk]: True where both query and key are real tokens."""
   return nn.make_attention_mask(query_tokens != pad_id, key_tokens != pad_id, dtype=jnp.bool_)
 

@@ -12,6 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from seq2seq_jax.special_tokens import PAD_ID
+
+def shift_right(targets, bos_id: int, pad_id: int = PAD_ID):
+  """Teacher-forcing decoder input: [B, T] -> [B, T] = [BOS, y_1, ..., y_{T-1}] (pads stay pads)."""
+  shifted = jnp.pad(targets, ((0, 0), (1, 0)), constant_values=bos_id)[:, :-1]
+  return jnp.where(targets == pad_id, pad_id, shifted)
+
+
 ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "silu": nn.silu}
 
 
@@ -21,8 +29,8 @@ def float32_sum_dot_general(lhs, rhs, dimension_numbers, precision=None, preferr
   `preferred_element_type` or else the operands' dtype; for float32 operands it is `lax.dot_general`.
 
   With bfloat16 operands this is the usual mixed-precision product (bfloat16 inputs, float32
-  accumulation).  It is also what XLA:CPU runs on the bfloat16 matrix units (AMX, AVX512-BF16):
-  a product asked for a bfloat16 result takes a path about 4x slower than float32 on this machine.
+  accumulation).  It is also the form XLA:CPU runs on its bfloat16 matrix-unit path; a product
+  asked for a bfloat16 result takes a slower path (experiments/benchmarks/README.md).
   The products of its gradient are asked for float32 sums too (`_layer_product`), which JAX's own
   derivative of `lax.dot_general` would ask for in bfloat16.  Pass it as `dot_general=` to
   `nn.Dense`/`nn.DenseGeneral`.

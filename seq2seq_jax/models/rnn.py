@@ -16,8 +16,8 @@ import jax.numpy as jnp
 
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models import kv_cache
-from seq2seq_jax.models.layers import TokenEmbedding
-from seq2seq_jax.models.transformer import shift_right
+from seq2seq_jax.models.layers import TokenEmbedding, shift_right
+from seq2seq_jax.special_tokens import BOS_ID, PAD_ID
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +33,8 @@ class RNNConfig:
   dropout: float = 0.1             # between layers and on embeddings
   attention: str = "bahdanau"      # rnn_attention only: bahdanau | luong_dot | luong_general | luong_concat
   max_len: int = 128               # longest output the decoders are asked for
-  bos_id: int = 1
-  pad_id: int = 0
+  bos_id: int = BOS_ID
+  pad_id: int = PAD_ID
 
   def __post_init__(self):
     if self.rnn_cell not in ("lstm", "gru"):
@@ -52,7 +52,7 @@ def make_cell(kind: str, features: int, name: str | None = None):
   return cls(features, name=name) if name else cls(features, parent=None)
 
 
-def reverse_real_tokens(tokens, pad_id: int = 0):
+def reverse_real_tokens(tokens, pad_id: int = PAD_ID):
   """[B, S] -> [B, S] with each row's real tokens in reverse order and padding left in place."""
   lengths = jnp.sum(tokens != pad_id, axis=-1, keepdims=True)
   positions = jnp.arange(tokens.shape[1])[None, :]

@@ -26,7 +26,9 @@ import jax.numpy as jnp
 
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models.attention import MultiHeadAttention, causal_mask, padding_mask
-from seq2seq_jax.models.layers import FeedForward, PositionalEncoding, TokenEmbedding, float32_sum_dot_general
+from seq2seq_jax.models.layers import (FeedForward, PositionalEncoding, TokenEmbedding, float32_sum_dot_general,
+                                      shift_right)
+from seq2seq_jax.special_tokens import BOS_ID, PAD_ID
 
 DTYPES = ("float32", "bfloat16")
 
@@ -52,8 +54,8 @@ class TransformerConfig:
   share_target_embedding: bool = True  # tie target embedding and output projection
   share_embeddings: bool = False  # one table for source, target and output (§3.4); needs one vocabulary
   activation: str = "relu"
-  bos_id: int = 1
-  pad_id: int = 0
+  bos_id: int = BOS_ID
+  pad_id: int = PAD_ID
   dtype: str = "float32"        # activations/matmuls: float32 or bfloat16; parameters stay float32
 
   def __post_init__(self):
@@ -85,12 +87,6 @@ class TransformerConfig:
     if self.dropout == 0.0 or self.attention_dropout is None:
       return self.dropout
     return self.attention_dropout
-
-
-def shift_right(targets, bos_id: int):
-  """Teacher-forcing decoder input: [B, T] -> [B, T] = [BOS, y_1, ..., y_{T-1}] (pads stay 0)."""
-  shifted = jnp.pad(targets, ((0, 0), (1, 0)), constant_values=bos_id)[:, :-1]
-  return jnp.where(targets == 0, 0, shifted)  # keep pad positions padded
 
 
 class Sublayer(nn.Module):

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from seq2seq_jax.data.tokenizers import PAD_ID
+from seq2seq_jax.special_tokens import PAD_ID
 
 
 def _mix32(x):
