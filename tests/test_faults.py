@@ -1,9 +1,10 @@
 """Nothing lost when things go wrong: each fault is injected and its outcome checked.
 
 - a workdir lock held by a live and by a dead process;
-- SIGTERM mid-run on two devices: a checkpoint is saved, exit 75, and the run resumed ends exactly
-  where an uninterrupted run ends, even after its newest checkpoint lost a file and the one before
-  was truncated (both moved aside; resumed from the next older one);
+- SIGINT mid-run on one device and SIGTERM on two: a checkpoint is saved, exit 75, and the run
+  resumed ends exactly where an uninterrupted run ends, on two devices even after its newest
+  checkpoint lost its data files and the one before was truncated (both moved aside; resumed from
+  the next older one);
 - decode on a damaged checkpoint, a truncated config.json and a truncated vocabulary: one line;
 - a learning rate that diverges: exit 3 naming the step, the good checkpoint kept, no results.json.
 """
@@ -121,23 +122,40 @@ def _damage_and_check_decode(stopped):
   return newest, before, oldest
 
 
+def train_and_stop(workdir, flags, devices, after_step, signum=signal.SIGTERM) -> int:
+  """Starts experiments.train, sends `signum` once it has logged `after_step`, checks the exit
+  (75, a checkpoint of the step it stopped after, no results.json) and returns that step."""
+  proc = subprocess.Popen(command("train", f"--workdir={workdir}", *flags), cwd=REPO, env=environment(devices),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while logged_steps(workdir) < after_step and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  proc.send_signal(signum)
+  _, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 75, stderr[-3000:]
+  name = signal.Signals(signum).name
+  stopped_at = int(stderr.strip().splitlines()[-1].split(f"stopped by {name} after step ")[1].split(";")[0])
+  assert after_step <= stopped_at and not os.path.exists(os.path.join(workdir, "results.json"))
+  assert os.path.isdir(os.path.join(workdir, "checkpoints", str(stopped_at)))
+  return stopped_at
+
+
+def test_sigint_on_one_device_saves_and_the_resumed_run_ends_as_an_uninterrupted_one(tmp_path, data_dir):
+  flags = [f"--data_dir={data_dir}", "--num_train_steps=80", *TINY]
+  straight, stopped = str(tmp_path / "straight"), str(tmp_path / "stopped")
+  assert run("train", f"--workdir={straight}", *flags).returncode == 0
+  stopped_at = train_and_stop(stopped, flags, devices=1, after_step=13, signum=signal.SIGINT)
+  resumed = run("train", f"--workdir={stopped}", *flags)
+  assert resumed.returncode == 0 and f"resuming at step {stopped_at}" in resumed.stdout
+  assert results(stopped) == results(straight)
+
+
 def test_sigterm_saves_and_a_resume_past_damaged_checkpoints_ends_as_an_uninterrupted_run(tmp_path, data_dir):
   flags = [f"--data_dir={data_dir}", "--num_train_steps=100", *TINY]
   straight, stopped = str(tmp_path / "straight"), str(tmp_path / "stopped")
   reference = run("train", f"--workdir={straight}", *flags, devices=2)
   assert reference.returncode == 0, reference.stderr[-3000:]
-
-  proc = subprocess.Popen(command("train", f"--workdir={stopped}", *flags), cwd=REPO, env=environment(2),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
-  while logged_steps(stopped) < 22 and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  proc.send_signal(signal.SIGTERM)
-  _, stderr = proc.communicate(timeout=300)
-  assert proc.returncode == 75, stderr[-3000:]
-  stopped_at = int(stderr.strip().splitlines()[-1].split("after step ")[1].split(";")[0])
-  assert 22 <= stopped_at < 100 and not os.path.exists(os.path.join(stopped, "results.json"))
-  assert os.path.isdir(os.path.join(stopped, "checkpoints", str(stopped_at)))
+  stopped_at = train_and_stop(stopped, flags, devices=2, after_step=22)
 
   newest, before, oldest = _damage_and_check_decode(stopped)
   assert newest == stopped_at
