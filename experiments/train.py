@@ -153,12 +153,14 @@ def _flag_type(annotation):
 
 def _model_defaults(flag: str) -> str:
   """'transformer: 128; rnn_attention, rnn_seq2seq: 256' for the help text."""
-  by_value = {}
+  models_by_default = {}
   for name in models.model_names():
-    for field in dataclasses.fields(models.MODELS[name][0]):
-      if field.name in (flag, *MODEL_FLAG_ALIASES.get(flag, ())) and name not in by_value.get(repr(field.default), []):
-        by_value.setdefault(repr(field.default), []).append(name)
-  return "; ".join(f"{', '.join(names)}: {value}" for value, names in by_value.items())
+    defaults = {f.name: f.default for f in dataclasses.fields(models.MODELS[name][0])}
+    for field in (flag, *MODEL_FLAG_ALIASES.get(flag, ())):
+      if field in defaults:
+        models_by_default.setdefault(repr(defaults[field]), []).append(name)
+        break
+  return "; ".join(f"{', '.join(names)}: {value}" for value, names in models_by_default.items())
 
 
 def define_model_flags() -> None:
