@@ -8,7 +8,7 @@ import os
 import numpy as np
 from absl import flags, logging
 
-from experiments import entry_point
+from experiments import checkpoint_flags, entry_point
 from seq2seq_jax.data import pipeline
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.sentence_embedding import embed
@@ -28,7 +28,7 @@ def main():
     raise UsageError(f"--input_file={FLAGS.input_file} does not exist")
   with open(FLAGS.input_file, encoding="utf-8") as f:
     texts = [line.rstrip("\n") for line in f]
-  translator = Translator.from_workdir(FLAGS.workdir)
+  translator = Translator.from_workdir(FLAGS.workdir, **checkpoint_flags.translator_args())
   sources = translator.encode_sources(texts)
   vectors = [None] * len(sources)
   for idx, batch in pipeline.eval_batches(sources, None, FLAGS.batch_size, translator.buckets):

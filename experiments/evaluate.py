@@ -3,7 +3,7 @@ r"""Evaluate a trained workdir on a split with any decoding options; prints one 
   python -m experiments.evaluate --workdir=runs/g2p --split=test --beam_size=0    # greedy
   python -m experiments.evaluate --workdir=runs/g2p --split=test --beam_size=4 --output=beam4.json
   python -m experiments.evaluate --workdir=runs/g2p --max_examples=2000 --error_profile   # where the errors are
-  python -m experiments.evaluate --workdir=runs/g2p --step=9500    # an earlier saved checkpoint
+  python -m experiments.evaluate --workdir=runs/g2p --checkpoint=9500    # an earlier saved checkpoint (or best)
 """
 
 import dataclasses
@@ -13,7 +13,7 @@ import time
 import jax
 from absl import flags, logging
 
-from experiments import decoding_flags, decoding_xla_flags, entry_point
+from experiments import checkpoint_flags, decoding_flags, decoding_xla_flags, entry_point
 from seq2seq_jax import evaluation, workdir
 from seq2seq_jax.data import datasets, pipeline
 from seq2seq_jax.translator import Translator
@@ -28,14 +28,13 @@ flags.DEFINE_integer("max_examples", 0, "Evaluate only the first N examples (0 =
 flags.DEFINE_bool("error_profile", False, "WER/PER datasets: add WER by source length and the wrong "
                   "outputs by edit distance to their closest reference (`evaluation.error_profile`).")
 flags.DEFINE_integer("batch_size", 512, "Decoding batch size.")
-flags.DEFINE_integer("step", None, "Evaluate this saved checkpoint (default: the latest).")
 flags.DEFINE_string("output", None, "Also write the JSON to this file.")
 
 
 def main():
   logging.set_verbosity(logging.WARNING)
   config, _, _ = workdir.load(FLAGS.workdir)
-  translator = Translator.from_workdir(FLAGS.workdir, FLAGS.step, dtype=FLAGS.dtype)
+  translator = Translator.from_workdir(FLAGS.workdir, dtype=FLAGS.dtype, **checkpoint_flags.translator_args())
   options = decoding_flags.options_from_flags(translator.target_vocab)
   dataset_options = datasets.DatasetOptions(**config["dataset_options"])
   spec = datasets.spec(config["dataset"], dataset_options)

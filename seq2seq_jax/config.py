@@ -34,6 +34,14 @@ class TrainConfig:
   learning_rate: float = 2.0       # scale of inverse_sqrt (multiplies d^-0.5 ...), else the peak rate
   warmup_steps: int = 500
   grad_clip_norm: float = 0.0      # 0 = off
+  optimizer: str = "adam"          # adam, adamw, adafactor (training/state.py)
+  adam_b1: float = 0.9             # Adam's betas and epsilon: Vaswani et al. §5.3
+  adam_b2: float = 0.98
+  adam_eps: float = 1e-9
+  weight_decay: float = 0.0        # adamw, adafactor: decoupled weight decay
+  ema_decay: float = 0.0           # > 0: keep a moving average of the parameters, validate and test with it
+  best_metric: str = ""            # wer, per, bleu, chrf or loss: keep the best validated checkpoint too
+  init_from: str = ""              # WORKDIR[:STEP]: start from that run's parameters and vocabularies
   label_smoothing: float = 0.1     # Vaswani et al. §5.4
   grad_accum_steps: int = 1        # microbatches per device per optimizer step (same update as one batch)
   dtype: str = "float32"           # activations/matmuls; bfloat16 keeps params, optimizer and loss float32

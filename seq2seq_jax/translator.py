@@ -58,10 +58,13 @@ class Translator:
   max_source_length: int
 
   @classmethod
-  def from_workdir(cls, workdir: str, step: int | None = None, dtype: str | None = None) -> "Translator":
-    """Loads the vocabularies, the model recorded in config.json and the params of checkpoint
-    `step` (default: the latest).  `dtype` replaces the model's compute dtype (e.g. decode a
-    float32-trained Transformer in bfloat16); the parameters are loaded as saved."""
+  def from_workdir(cls, workdir: str, checkpoint: str | int = "latest", dtype: str | None = None,
+                   use_ema: bool = True) -> "Translator":
+    """Loads the vocabularies, the model recorded in config.json and the parameters of the
+    checkpoint named by `checkpoint` ("latest", "best" or a step number; see
+    `workdir.select_checkpoint`): their moving average when the run kept one, unless `use_ema` is
+    False.  `dtype` replaces the model's compute dtype (e.g. decode a float32-trained Transformer
+    in bfloat16); the parameters are loaded as saved."""
     config, source_vocab, target_vocab = workdir_lib.load(workdir)
     hparams = dict(config["model_hparams"])
     if dtype is not None:
@@ -70,38 +73,32 @@ class Translator:
       hparams["dtype"] = dtype
     model_config, model = models.build_model(config["model"], source_vocab_size=source_vocab.size,
                                   target_vocab_size=target_vocab.size, **hparams)
-    manager = workdir_lib.checkpoint_manager(workdir)
-    if step is None:
-      step = manager.latest_step()
-      if step is None:
-        raise UsageError(f"{workdir} has no checkpoint yet; train first")
-    elif step not in manager.all_steps():
-      saved = ", ".join(map(str, manager.all_steps())) or "none"
-      raise UsageError(f"{workdir} has no checkpoint of step {step}; saved steps: {saved}")
+    manager, step = workdir_lib.select_checkpoint(workdir, checkpoint)
     try:
-      params = workdir_lib.restore_params(manager, step)
+      params = workdir_lib.restore_params(manager, step, use_ema)
     except workdir_lib.DamagedCheckpointError as e:
       intact = [s for s in manager.all_steps() if s != step and _restores(manager, s)]
-      hint = (f"intact steps: {', '.join(map(str, intact))}; pass --step=N, or run experiments.train "
+      hint = (f"intact steps: {', '.join(map(str, intact))}; pass --checkpoint=N, or run experiments.train "
               "on the workdir again (it moves the damaged checkpoint aside and resumes)") if intact else \
           "no other checkpoint restores; train again"
       raise UsageError(f"{workdir}: {e}; {hint}") from None
     return cls(model, model_config, params, source_vocab, target_vocab,
                tuple(config["buckets"]), step, config["max_source_length"])
 
+  def encode_source(self, text: str, name: str = "input") -> np.ndarray:
+    """Token ids of one text; UsageError calling it `name` if it is empty or too long, or naming
+    its unknown symbols if it is out of vocabulary."""
+    ids = self.source_vocab.encode(text)  # raises OutOfVocabularyError (a UsageError)
+    if not ids:
+      raise UsageError(f"{name} is empty")
+    if len(ids) > self.max_source_length:
+      raise UsageError(f"{name} ({text[:40]!r}...) has {len(ids)} tokens; this model takes at most "
+                       f"{self.max_source_length} (its --max_source_length); shorten or split the input")
+    return np.asarray(ids, np.int32)
+
   def encode_sources(self, texts: list[str]) -> list[np.ndarray]:
     """Token ids per text; UsageError naming the line if a text is empty, too long or out of vocabulary."""
-    limit = self.max_source_length
-    sources = []
-    for line, text in enumerate(texts, 1):
-      ids = self.source_vocab.encode(text)  # raises OutOfVocabularyError (a UsageError)
-      if not ids:
-        raise UsageError(f"input {line} is empty")
-      if len(ids) > limit:
-        raise UsageError(f"input {line} ({text[:40]!r}...) has {len(ids)} tokens; this model takes at most {limit} "
-                         "(its --max_source_length); shorten or split the input")
-      sources.append(np.asarray(ids, np.int32))
-    return sources
+    return [self.encode_source(text, f"input {line}") for line, text in enumerate(texts, 1)]
 
   def task(self, options: DecodingOptions) -> DecodingTask:
     return decoding_task(self.model, self.model_config, self.params, self.target_vocab, options)

@@ -5,6 +5,8 @@
     <workdir>/vocab_target.json
     <workdir>/checkpoints/<step>/  orbax: train state + {step, data position, PRNG key, wall time}
     <workdir>/checkpoints/<step>.damaged/   a checkpoint that failed to restore, moved aside
+    <workdir>/checkpoints_best/<step>/  with --best_metric: the parameters validated best so far
+                                   + {step, metric, value}
     <workdir>/metrics.jsonl, tensorboard/, results.json
     <workdir>/train.lock           while a training process works in it: its pid, host, start time
 
@@ -19,6 +21,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import time
@@ -35,7 +38,10 @@ from seq2seq_jax.errors import UsageError
 
 # Fields that define the model and its data: a workdir cannot be resumed with other values.
 IDENTITY_FIELDS = ("model", "dataset", "dataset_options", "model_hparams", "max_source_length",
-                   "max_target_length", "buckets", "vocab_size", "shared_vocab")
+                   "max_target_length", "buckets", "vocab_size", "shared_vocab", "optimizer",
+                   "ema_decay", "init_from")
+# The ways to name a checkpoint on the command line (`--checkpoint`), besides a step number.
+CHECKPOINT_NAMES = ("latest", "best")
 
 
 def write_json_atomic(path: str, obj) -> None:
@@ -102,7 +108,12 @@ def prepare(config: TrainConfig, vocabs: tuple) -> None:
   nothing written) a run with a different model, dataset or vocabulary."""
   path = os.path.join(config.workdir, "config.json")
   if os.path.exists(path):
-    mine, saved = identity(config), saved_identity(_read_json(config.workdir, "config.json"))
+    recorded = _read_json(config.workdir, "config.json")
+    if "averaged_from" in recorded:
+      raise UsageError(f"workdir {config.workdir} holds averaged parameters (no optimizer state) and "
+                       f"cannot be trained further; fine-tune from it with --init_from={config.workdir} "
+                       "and a new --workdir")
+    mine, saved = identity(config), saved_identity(recorded)
     diff = [f"{k}: {saved[k]!r} != {mine[k]!r}" for k in IDENTITY_FIELDS if saved[k] != mine[k]]
     if diff:
       raise UsageError(f"workdir {config.workdir} holds a run with different settings ({'; '.join(diff)}); "
@@ -212,6 +223,54 @@ def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
       item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
 
 
+def best_checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
+  """The orbax manager of `<workdir>/checkpoints_best`: one step, whose items are `state`
+  ({"params": the parameters validated}) and `meta` ({"step", "metric", "value"})."""
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints_best"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+      item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
+
+
+def parse_checkpoint(text: str) -> str | int:
+  """'latest' | 'best' | a step number -> the name or the int; UsageError otherwise."""
+  text = str(text).strip()
+  if text in CHECKPOINT_NAMES:
+    return text
+  if text.isdigit():
+    return int(text)
+  raise UsageError(f"--checkpoint must be latest, best or a step number, got {text!r}")
+
+
+def select_checkpoint(workdir: str, checkpoint: str | int = "latest") -> tuple:
+  """(manager, step) of the checkpoint named by `checkpoint` (see `parse_checkpoint`); UsageError
+  naming the steps there are when it does not exist."""
+  if checkpoint == "best":
+    manager = best_checkpoint_manager(workdir)
+    if manager.latest_step() is None:
+      raise UsageError(f"{workdir} has no best checkpoint; train with --best_metric=wer|per|bleu|chrf|loss "
+                       "to keep one, or pass --checkpoint=latest")
+    return manager, manager.latest_step()
+  manager = checkpoint_manager(workdir)
+  if checkpoint == "latest":
+    if manager.latest_step() is None:
+      raise UsageError(f"{workdir} has no checkpoint yet; train first")
+    return manager, manager.latest_step()
+  if checkpoint not in manager.all_steps():
+    saved = ", ".join(map(str, manager.all_steps())) or "none"
+    raise UsageError(f"{workdir} has no checkpoint of step {checkpoint}; saved steps: {saved}")
+  return manager, checkpoint
+
+
+def read_best(workdir: str) -> dict | None:
+  """{"step", "metric", "value"} of the best checkpoint, or None when there is none."""
+  manager = best_checkpoint_manager(workdir)
+  step = manager.latest_step()
+  if step is None:
+    return None
+  return restore_checkpoint(manager, step, ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+
 class DamagedCheckpointError(Exception):
   """A checkpoint that orbax cannot restore (a missing or truncated file)."""
 
@@ -287,9 +346,9 @@ def restore_checkpoint(manager: ocp.CheckpointManager, step: int, args):
     return manager.restore(step, args=args)
 
 
-def move_aside(workdir: str, step: int) -> str:
+def move_aside(workdir: str, step: int, directory: str = "checkpoints") -> str:
   """Renames checkpoint `step` to `<step>.damaged` (orbax then no longer lists it); returns the new path."""
-  path = os.path.join(os.path.abspath(workdir), "checkpoints", str(step))
+  path = os.path.join(os.path.abspath(workdir), directory, str(step))
   aside = path + ".damaged"
   n = 1
   while os.path.exists(aside):
@@ -299,13 +358,40 @@ def move_aside(workdir: str, step: int) -> str:
   return aside
 
 
-def restore_params(manager: ocp.CheckpointManager, step: int):
+def restore_params(manager: ocp.CheckpointManager, step: int, use_ema: bool = True):
   """The parameters of checkpoint `step`, on this process's first device, whatever devices saved
   them (a run on two devices decodes on one): the restore target is the saved shapes and dtypes.
-  DamagedCheckpointError if it cannot be read."""
+  When the run kept a moving average of its parameters (`--ema_decay`), that average unless
+  `use_ema` is False.  DamagedCheckpointError if it cannot be read."""
   with _unreadable_checkpoint_as_error(step):
     saved = manager.item_metadata(step)["state"].tree
+  name = "ema_params" if use_ema and saved.get("ema_params") else "params"
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
   restored = restore_checkpoint(manager, step, ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-  return restored["state"]["params"]
+  return restored["state"][name]
+
+
+def write_params_workdir(source: str, output: str, step: int, params, note: dict) -> None:
+  """A new workdir `output` holding `params` as its one checkpoint (step `step`) beside `source`'s
+  config and vocabularies, so that every command that reads a workdir can use it; `note` (e.g.
+  which checkpoints were averaged) is recorded in its config.json as `averaged_from`, which also
+  keeps `experiments.train` from resuming it (there is no optimizer state).  UsageError if
+  `output` exists."""
+  if os.path.exists(output):
+    raise UsageError(f"{output} exists; choose another --output_workdir or remove it")
+  config = _read_json(source, "config.json")
+  tmp = output.rstrip(os.sep) + ".tmp"
+  if os.path.exists(tmp):
+    shutil.rmtree(tmp)
+  os.makedirs(tmp)
+  for side in ("source", "target"):
+    with open(os.path.join(tmp, f"vocab_{side}.json"), "w") as f:
+      f.write(_read(source, f"vocab_{side}.json"))
+  write_json_atomic(os.path.join(tmp, "config.json"), {**config, "averaged_from": note})
+  manager = checkpoint_manager(tmp, keep=1)
+  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave({"params": params}),
+                                             meta=ocp.args.JsonSave({"step": step, "averaged_from": note})))
+  manager.wait_until_finished()
+  manager.close()
+  os.rename(tmp, output)

@@ -48,11 +48,13 @@ def results(workdir):
 
 
 def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
+  """Also with a moving average of the parameters and a best checkpoint kept: both resume exactly."""
   straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-  run("train", *train_flags(straight, data_dir))
+  kept = {"ema_decay": 0.95, "best_metric": "wer"}
+  run("train", *train_flags(straight, data_dir, **kept))
 
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  proc = subprocess.Popen(command("train", *train_flags(killed, data_dir)), cwd=REPO, env=env,
+  proc = subprocess.Popen(command("train", *train_flags(killed, data_dir, **kept)), cwd=REPO, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   checkpoint_20 = os.path.join(killed, "checkpoints", "20")
   deadline = time.time() + 300
@@ -62,9 +64,10 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path, data_dir):
   proc.wait()
   assert not os.path.exists(os.path.join(killed, "results.json")), "killed too late to test resuming"
 
-  out = run("train", *train_flags(killed, data_dir))
+  out = run("train", *train_flags(killed, data_dir, **kept))
   assert "resuming at step" in out.stdout
   assert results(killed) == results(straight)
+  assert results(killed)["evaluated_params"].startswith("moving average")
   with open(os.path.join(killed, "metrics.jsonl")) as f:
     steps = [json.loads(line)["step"] for line in f if "train/loss" in line]
   assert steps == sorted(set(steps)), "metrics after the last checkpoint must not be logged twice"
@@ -94,13 +97,13 @@ def test_evaluate_embed_and_bad_inputs_on_a_workdir(tmp_path, data_dir):
   words.write_text("hello\nworld\nabc\n")
 
   # experiments.evaluate of an earlier saved checkpoint; a step that was not kept is named as such.
-  evaluated = json.loads(run("evaluate", f"--workdir={killed}", "--step=30", "--max_examples=16",
+  evaluated = json.loads(run("evaluate", f"--workdir={killed}", "--checkpoint=30", "--max_examples=16",
                              "--beam_size=0").stdout.splitlines()[-1])
   assert evaluated["step"] == 30 and evaluated["examples"] == 16 and evaluated["dtype"] == "float32"
   in_bfloat16 = json.loads(run("evaluate", f"--workdir={killed}", "--max_examples=16", "--beam_size=0",
                                "--dtype=bfloat16").stdout.splitlines()[-1])
   assert in_bfloat16["dtype"] == "bfloat16" and abs(in_bfloat16["wer"] - evaluated["wer"]) <= 0.25
-  missing = run("evaluate", f"--workdir={killed}", "--step=7", "--max_examples=16", check=False)
+  missing = run("evaluate", f"--workdir={killed}", "--checkpoint=7", "--max_examples=16", check=False)
   assert missing.returncode != 0 and "Traceback" not in missing.stderr
   assert "no checkpoint of step 7; saved steps: 30, 40" in missing.stderr.strip().splitlines()[-1]
 

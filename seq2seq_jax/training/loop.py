@@ -20,8 +20,9 @@ from seq2seq_jax import evaluation, models, translator, workdir as workdir_lib
 from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.data import datasets, pipeline
 from seq2seq_jax.decoding.task import DecodingTask
+from seq2seq_jax.data.tokenizers import OutOfVocabularyError
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.training import faults, parallel, state as state_lib, step as step_lib
+from seq2seq_jax.training import faults, fine_tuning, parallel, state as state_lib, step as step_lib
 from seq2seq_jax.training.metrics_writer import MetricsWriter
 
 
@@ -65,6 +66,48 @@ def validate(config: TrainConfig) -> None:
                      "--shared_vocab (one SentencePiece vocabulary for both sides)")
   if config.schedule not in state_lib.SCHEDULES:
     raise UsageError(f"unknown --schedule={config.schedule!r}; choose one of: {', '.join(state_lib.SCHEDULES)}")
+  if config.optimizer not in state_lib.OPTIMIZERS:
+    raise UsageError(f"unknown --optimizer={config.optimizer!r}; choose one of: {', '.join(state_lib.OPTIMIZERS)}")
+  if config.weight_decay < 0 or (config.weight_decay and config.optimizer == "adam"):
+    raise UsageError(f"--weight_decay={config.weight_decay}: use --optimizer=adamw (or adafactor) for "
+                     "decoupled weight decay, and a value >= 0")
+  if not 0.0 <= config.ema_decay < 1.0:
+    raise UsageError(f"--ema_decay must be in [0, 1) (0 = off; e.g. 0.999), got {config.ema_decay}")
+  if config.best_metric and config.best_metric not in BEST_METRICS:
+    raise UsageError(f"unknown --best_metric={config.best_metric!r}; choose one of: {', '.join(BEST_METRICS)}")
+
+
+# Validation figures a best checkpoint can be chosen by, and whether higher is better.
+BEST_METRICS = {"wer": False, "per": False, "bleu": True, "chrf": True, "loss": False}
+
+
+def check_best_metric(config: TrainConfig, spec) -> None:
+  """UsageError when the dataset's validation does not report `config.best_metric`."""
+  if config.best_metric and config.best_metric != "loss" and config.best_metric not in spec.metrics:
+    raise UsageError(f"--best_metric={config.best_metric}: {config.dataset} is scored by "
+                     f"{', '.join(spec.metrics)} (or loss)")
+
+
+def is_better(metric: str, value: float, best: dict | None) -> bool:
+  """Whether `value` of `metric` beats the best so far (ties keep the earlier checkpoint)."""
+  if best is None:
+    return True
+  return value > best["value"] if BEST_METRICS[metric] else value < best["value"]
+
+
+def check_vocabulary_covers(examples: dict, vocabs: tuple, init_from: str) -> None:
+  """UsageError naming the split and text when the data holds symbols that the vocabularies of the
+  run we fine-tune from cannot encode."""
+  source_vocab, target_vocab = vocabs
+  for split, split_examples in examples.items():
+    for ex in split_examples:
+      try:
+        source_vocab.encode(ex.source)
+        for ref in ex.references:
+          target_vocab.encode(ref)
+      except OutOfVocabularyError as e:
+        raise UsageError(f"--init_from={init_from}: the {split} split does not fit that run's "
+                         f"vocabulary ({e}); fine-tuning keeps the vocabularies of the run it starts from") from None
 
 
 def model_dtype(config: TrainConfig) -> dict:
@@ -119,6 +162,20 @@ def restore_newest_intact(config: TrainConfig, state, log) -> tuple:
   return manager, state, None
 
 
+def read_best_or_none(workdir: str, log) -> dict | None:
+  """The record of the best checkpoint so far ({"step", "metric", "value"}); None when there is
+  none, or when it is damaged (then it is moved aside with one line to `log`)."""
+  try:
+    return workdir_lib.read_best(workdir)
+  except workdir_lib.DamagedCheckpointError as e:
+    step = workdir_lib.best_checkpoint_manager(workdir).latest_step()
+    if jax.process_index() == 0:
+      aside = workdir_lib.move_aside(workdir, step, "checkpoints_best")
+      log(f"best {e}; moved aside to {aside}")
+    parallel.sync_processes("move_aside_best")
+    return None
+
+
 def train_and_evaluate(config: TrainConfig) -> dict:
   """Trains (or resumes) in `config.workdir`, evaluates on the test split, writes results.json.
 
@@ -143,14 +200,33 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
   spec = datasets.spec(config.dataset, options)
   splits = datasets.load(config.dataset, config.data_dir, options)
   examples = {name: pipeline.read_examples(source, spec) for name, source in splits.items()}
-  vocabs = pipeline.build_vocabularies(
-      examples["train"], spec, config.vocab_size, config.shared_vocab, cache_dir=config.data_dir,
-      cache_key={"dataset": config.dataset, "options": config.dataset_options})
+  check_best_metric(config, spec)
+  if config.init_from:
+    _, vocabs, init_params, _ = fine_tuning.source_run(config.init_from)
+    check_vocabulary_covers(examples, vocabs, config.init_from)
+  else:
+    init_params = None
+    vocabs = pipeline.build_vocabularies(
+        examples["train"], spec, config.vocab_size, config.shared_vocab, cache_dir=config.data_dir,
+        cache_key={"dataset": config.dataset, "options": config.dataset_options})
   model_config, model = models.build_model(
       config.model, source_vocab_size=vocabs[0].size, target_vocab_size=vocabs[1].size,
       **config.model_hparams, **model_dtype(config))
   is_chief = jax.process_index() == 0
   log = lambda line: print(line, flush=True) if is_chief else None
+  mesh = parallel.make_mesh()
+  schedule = state_lib.learning_rate_schedule(
+      config.schedule, getattr(model_config, "d_model", getattr(model_config, "hidden_size", 512)), config.warmup_steps,
+      config.learning_rate, config.num_train_steps)
+  tx = state_lib.optimizer(config.optimizer, schedule, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps,
+                           weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm)
+  init_key, dropout_base = jax.random.split(jax.random.key(config.seed, impl="rbg"))
+  shape = (config.batch_size, config.buckets[0])
+  state = state_lib.create_train_state(model, init_key, shape, shape, tx, config.ema_decay)
+  if init_params is not None:
+    fine_tuning.check_compatible(init_params, state.params, config.init_from)
+    state = state_lib.create_train_state(model, init_key, shape, shape, tx, config.ema_decay, params=init_params)
+  n_params = state_lib.parameter_count(state.params)
   if is_chief:  # one writer for the shared workdir; the other processes wait for it
     workdir_lib.prepare(config, vocabs)
   parallel.sync_processes("prepare_workdir")
@@ -163,17 +239,10 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
   if config.max_eval_examples:
     validation = validation[: config.max_eval_examples]
 
-  mesh = parallel.make_mesh()
-  schedule = state_lib.learning_rate_schedule(
-      config.schedule, getattr(model_config, "d_model", getattr(model_config, "hidden_size", 512)), config.warmup_steps,
-      config.learning_rate, config.num_train_steps)
-  tx = state_lib.adam(schedule, grad_clip_norm=config.grad_clip_norm)
-  init_key, dropout_base = jax.random.split(jax.random.key(config.seed, impl="rbg"))
-  shape = (config.batch_size, config.buckets[0])
-  state = state_lib.create_train_state(model, init_key, shape, shape, tx)
-  n_params = state_lib.parameter_count(state.params)
 
   manager, state, meta = restore_newest_intact(config, state, log)
+  best_manager = workdir_lib.best_checkpoint_manager(config.workdir) if config.best_metric else None
+  best = read_best_or_none(config.workdir, log) if config.best_metric else None
   writer = MetricsWriter(config.workdir, enabled=is_chief)
   if meta is None:
     meta = {"wall_s": 0.0}
@@ -241,12 +310,18 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
       writer.write(done, {f"train/{k}": v for k, v in metrics.items()})
       progress.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['target_tokens_per_s']:.0f}")
       sums, tick, tick_step = None, time.time(), done
-    if done % config.eval_every_steps == 0 and done != config.num_train_steps:
-      task = translator.decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
+    validate_now = done % config.eval_every_steps == 0 and done != config.num_train_steps
+    if validate_now or (config.best_metric and done == config.num_train_steps):
+      params = state_lib.evaluation_params(state)
+      task = translator.decoding_task(model, model_config, params, vocabs[1], config.decoding)
       valid = evaluate(task, eval_fn, validation, vocabs, config, mesh, spec)
       writer.write(done, {f"validation/{k}": v for k, v in valid.items() if _scalar(v)})
       if is_chief:
         progress.write(f"step {done}: validation {format_metrics(valid)}")
+      if config.best_metric and is_better(config.best_metric, valid[config.best_metric], best):
+        best = {"step": done, "metric": config.best_metric, "value": float(valid[config.best_metric])}
+        best_manager.save(done, args=ocp.args.Composite(state=ocp.args.StandardSave({"params": params}),
+                                                        meta=ocp.args.JsonSave(best)))
       tick = time.time()  # evaluation time is not training throughput
     saved = done % config.checkpoint_every_steps == 0 or done == config.num_train_steps
     if saved:
@@ -262,14 +337,21 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
         raise faults.TrainingStopped(done, stop)
   progress.close()
   manager.wait_until_finished()
+  if best_manager is not None:
+    best_manager.wait_until_finished()
 
   train_loss = writer.last_value("train/loss")
   test_examples = examples["test"][: config.max_test_examples or None]
-  task = translator.decoding_task(model, model_config, state.params, vocabs[1], config.decoding)
+  task = translator.decoding_task(model, model_config, state_lib.evaluation_params(state), vocabs[1],
+                                  config.decoding)
   test = evaluate(task, eval_fn, test_examples, vocabs, config, mesh, spec)
   results = {"step": config.num_train_steps, "train_loss": train_loss, "wall_s": round(wall_s(), 1),
              "params": n_params, "model": config.model, "dataset": config.dataset, "split": "test",
              "decoding": json.loads(json.dumps(dataclasses.asdict(config.decoding))), "devices": jax.device_count(), "eval": test}
+  if config.ema_decay:
+    results["evaluated_params"] = f"moving average (decay {config.ema_decay})"
+  if best is not None:
+    results["best_checkpoint"] = best
   if is_chief:
     writer.write(config.num_train_steps, {f"test/{k}": v for k, v in test.items() if _scalar(v)})
     workdir_lib.write_json_atomic(results_path, results)
