@@ -91,6 +91,8 @@ DATASET_FLAGS = {  # flag -> (DatasetOptions field, parser)
     "num_test_examples": ("num_test", int),
     "source_lang": ("source_lang", str),
     "target_lang": ("target_lang", str),
+    "source_tokenizer": ("source_tokenizer", str),
+    "target_tokenizer": ("target_tokenizer", str),
 }
 flags.DEFINE_string("train_lengths", None, "Synthetic tasks: training sequence lengths a:b (inclusive).")
 flags.DEFINE_string("test_lengths", None, "Synthetic tasks: test sequence lengths c:d (inclusive).")
@@ -98,6 +100,11 @@ flags.DEFINE_integer("num_train_examples", None, "Synthetic tasks: training exam
 flags.DEFINE_integer("num_test_examples", None, "Synthetic tasks: test (and validation) examples.")
 flags.DEFINE_string("source_lang", None, "tfds:* translation datasets: source language field.")
 flags.DEFINE_string("target_lang", None, "tfds:* translation datasets: target language field.")
+flags.DEFINE_enum("source_tokenizer", None, list(datasets.parallel_files.TOKENIZERS), "files:* datasets: "
+                  "source vocabulary (unset: chars without spaces, symbols up to 500 distinct tokens, "
+                  "else sentencepiece).")
+flags.DEFINE_enum("target_tokenizer", None, list(datasets.parallel_files.TOKENIZERS), "files:* datasets: "
+                  "target vocabulary (unset: chosen from the training split as for the source).")
 
 # Model hyperparameters: one flag per field of the registered models' config dataclasses, defined
 # below from the dataclasses themselves.  Unset = the chosen model's default.

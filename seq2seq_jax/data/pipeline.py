@@ -38,43 +38,64 @@ def read_examples(data_source, spec: DatasetSpec, chunk: int = 8192) -> list[Exa
   return [spec.to_example(r) for r in records]
 
 
+def side_tokenizers(spec) -> tuple[str, str]:
+  """(source, target) tokenizer of a dataset spec: "symbols" or "sentencepiece"."""
+  default = getattr(spec, "tokenizer", "symbols")
+  return getattr(spec, "source_tokenizer", "") or default, getattr(spec, "target_tokenizer", "") or default
+
+
+def _vocabulary_cache_path(cache_dir: str, key: dict) -> str:
+  digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+  return os.path.join(os.path.expanduser(cache_dir), "seq2seq_jax_vocabularies", digest + ".json")
+
+
 def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_size: int = 0,
                        shared: bool = False, cache_dir: str | None = None, cache_key: dict | None = None):
-  """Source and target vocabularies from the training split only.
+  """Source and target vocabularies from the training split only, each side by its tokenizer
+  (`side_tokenizers`).
 
-  Symbol datasets: the exact symbol sets (characters / space-separated symbols).  SentencePiece
-  datasets: unigram models of `vocab_size` pieces (0: the dataset's `default_vocab_size`), one per side or one `shared` by both, cached as
-  JSON under `cache_dir` keyed by `cache_key` (dataset, options) and the vocabulary settings.
+  Symbols: the exact symbol set (characters / space-separated symbols, by the side's separator).
+  SentencePiece: a unigram model of `vocab_size` pieces (0: the dataset's `default_vocab_size`),
+  one per side or one `shared` by both (both sides SentencePiece).  With a SentencePiece side the
+  pair is cached as JSON under `cache_dir`, keyed by `cache_key` (dataset, options), the
+  vocabulary settings and the spec's `content_digest` when it has one.
   """
-  if getattr(spec, "tokenizer", "symbols") == "symbols":
+  kinds = side_tokenizers(spec)
+  sources = [e.source for e in train_examples]
+  targets = [r for e in train_examples for r in e.references]
+  if "sentencepiece" not in kinds:
     if vocab_size or shared:
       raise UsageError("this dataset uses exact symbol vocabularies; --vocab_size/--shared_vocab apply "
                        "to SentencePiece (natural-language) datasets")
-    source = Vocabulary.from_texts((e.source for e in train_examples), spec.source_separator)
-    target = Vocabulary.from_texts((r for e in train_examples for r in e.references), spec.target_separator)
-    return source, target
+    return Vocabulary.from_texts(sources, spec.source_separator), Vocabulary.from_texts(targets, spec.target_separator)
+  if shared and kinds != ("sentencepiece", "sentencepiece"):
+    raise UsageError(f"--shared_vocab needs SentencePiece on both sides; this dataset's source uses "
+                     f"{kinds[0]}, its target {kinds[1]}")
   vocab_size = vocab_size or spec.default_vocab_size
   if vocab_size <= 0:
     raise UsageError(f"--vocab_size must be a positive integer for SentencePiece datasets, got {vocab_size}")
-  path = None
+  path = key = None
   if cache_dir:
-    key = json.dumps({**(cache_key or {}), "vocab_size": vocab_size, "shared": shared}, sort_keys=True)
-    path = os.path.join(os.path.expanduser(cache_dir), "seq2seq_jax_vocabularies",
-                        hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+    key = {**(cache_key or {}), "vocab_size": vocab_size, "shared": shared}
+    if getattr(spec, "content_digest", ""):
+      key.update(data=spec.content_digest, tokenizers=list(kinds),
+                 separators=[spec.source_separator, spec.target_separator])
+    path = _vocabulary_cache_path(cache_dir, key)
     if os.path.exists(path):
       with open(path) as f:
         saved = json.load(f)
       return vocabulary_from_json(saved["source"]), vocabulary_from_json(saved["target"])
-  sources = [e.source for e in train_examples]
-  targets = [r for e in train_examples for r in e.references]
   if shared:
     source = target = train_sentencepiece(sources + targets, vocab_size)
   else:
-    source, target = train_sentencepiece(sources, vocab_size), train_sentencepiece(targets, vocab_size)
+    source, target = (train_sentencepiece(texts, vocab_size) if kind == "sentencepiece"
+                      else Vocabulary.from_texts(texts, separator)
+                      for kind, texts, separator in zip(kinds, (sources, targets),
+                                                        (spec.source_separator, spec.target_separator)))
   if path:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
-      json.dump({"key": json.loads(key), "source": source.to_json(), "target": target.to_json()}, f)
+      json.dump({"key": key, "source": source.to_json(), "target": target.to_json()}, f)
     os.replace(path + ".tmp", path)
   return source, target
 

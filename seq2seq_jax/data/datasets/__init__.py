@@ -5,8 +5,12 @@
 read a record (`to_example`), which tokenizer and metrics suit it.  Pass the same `options` to
 both.  Each example becomes an `Example`: one source text and one or more reference target texts.
 
-Names: cmudict_g2p, bible_en_es, bible_es_en, copy, reverse, sort, addition, and any TFDS
-translation dataset as "tfds:<name>/<config>" (e.g. tfds:wmt14_translate/de-en).
+Names: cmudict_g2p, bible_en_es, bible_es_en, copy, reverse, sort, addition, any TFDS
+translation dataset as "tfds:<name>/<config>" (e.g. tfds:wmt14_translate/de-en), and your own
+parallel text as "files:PREFIX": PREFIX.{train,validation,test}.tsv (source<TAB>target per line)
+or aligned PREFIX.<split>.src / .tgt files, validation optional (`parallel_files.py`).  Each side
+of a files: dataset gets characters, whitespace-separated symbols or SentencePiece, chosen from
+the training split unless the `source_tokenizer` / `target_tokenizer` options say.
 See README.md in this directory for each dataset's splits and sizes.
 """
 
@@ -18,6 +22,7 @@ from typing import Callable
 
 import tensorflow_datasets as tfds
 
+from seq2seq_jax.data.datasets import parallel_files
 from seq2seq_jax.data.datasets import synthetic
 from seq2seq_jax.data.datasets import tfds_translation
 from seq2seq_jax.data.datasets.bible import Bible
@@ -41,9 +46,12 @@ class DatasetSpec:
   source_separator: str  # "" = characters (used by the "symbols" tokenizer)
   target_separator: str
   description: str
-  tokenizer: str = "symbols"  # or "sentencepiece"
+  tokenizer: str = "symbols"  # or "sentencepiece"; both sides unless set per side below
   default_vocab_size: int = 0  # sentencepiece: pieces per vocabulary when the run sets none
   metrics: tuple[str, ...] = ("wer", "per")  # or ("bleu", "chrf")
+  source_tokenizer: str = ""  # "" = `tokenizer` (pipeline.side_tokenizers reads both)
+  target_tokenizer: str = ""
+  content_digest: str = ""  # files: a hash of the files' content (part of the vocabulary cache key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +64,8 @@ class DatasetOptions:
   num_test: int | None = None  # synthetic: test and validation size
   source_lang: str | None = None  # tfds:*: field of the source text
   target_lang: str | None = None  # tfds:*: field of the target text
+  source_tokenizer: str | None = None  # files:*: chars, symbols or sentencepiece
+  target_tokenizer: str | None = None  # files:*: chars, symbols or sentencepiece
 
 
 def parse_lengths(text: str) -> tuple[int, int]:
@@ -104,6 +114,8 @@ FIXED_DATASETS = {
 }
 SYNTHETIC_OPTIONS = ("train_lengths", "test_lengths", "num_train", "num_test")
 TRANSLATION_OPTIONS = ("source_lang", "target_lang")
+FILES_PREFIX = "files:"
+FILES_OPTIONS = ("source_tokenizer", "target_tokenizer")
 
 
 def _reject_options(name: str, options: DatasetOptions, accepted: tuple[str, ...]) -> None:
@@ -135,12 +147,45 @@ def _tfds_spec(name: str, options: DatasetOptions) -> DatasetSpec:
       f"TFDS {full_name}, {source} -> {target}")
 
 
+# A files: side's vocabulary kind -> (DatasetSpec tokenizer, separator).
+FILES_TOKENIZERS = {"chars": ("symbols", ""), "symbols": ("symbols", " "), "sentencepiece": ("sentencepiece", " ")}
+
+
+def _references_to_example(record: dict) -> Example:
+  return Example(_text(record["source"]), tuple(_text(r) for r in record["references"]))
+
+
+def _files_spec(name: str, options: DatasetOptions) -> DatasetSpec:
+  """files:PREFIX: reads and checks the files now, so a bad line fails before a run starts."""
+  data = parallel_files.read(name[len(FILES_PREFIX):])
+  kinds = parallel_files.tokenizers(data, options.source_tokenizer, options.target_tokenizer)
+  parallel_files.check_symbols_covered(data, kinds)
+  (source_tokenizer, source_separator), (target_tokenizer, target_separator) = (FILES_TOKENIZERS[k] for k in kinds)
+  return DatasetSpec(
+      builder=functools.partial(parallel_files.ParallelTextFiles, config=parallel_files.builder_config(data)),
+      to_example=_references_to_example,
+      source_separator=source_separator,
+      target_separator=target_separator,
+      description=f"{name} ({', '.join(p for paths in data.files.values() for p in paths)}), "
+                  f"{kinds[0]} -> {kinds[1]}",
+      tokenizer="sentencepiece" if "sentencepiece" in kinds else "symbols",
+      default_vocab_size=8000,
+      metrics=("bleu", "chrf") if kinds[1] == "sentencepiece" else ("wer", "per"),
+      source_tokenizer=source_tokenizer,
+      target_tokenizer=target_tokenizer,
+      content_digest=data.digest,
+  )
+
+
 DATASETS = {**FIXED_DATASETS, **{task: _synthetic_spec(task, DatasetOptions()) for task in synthetic.TASKS}}
 
 
 def spec(name: str, options: DatasetOptions = DatasetOptions()) -> DatasetSpec:
   """How to build and read dataset `name` with `options`; UsageError for an unknown name or an
   option the dataset does not accept."""
+  if name.startswith(FILES_PREFIX):
+    _reject_options(name, options, FILES_OPTIONS)
+    return _files_spec(name, options)
   if name.startswith(tfds_translation.PREFIX):
     _reject_options(name, options, TRANSLATION_OPTIONS)
     return _tfds_spec(name, options)
@@ -151,7 +196,7 @@ def spec(name: str, options: DatasetOptions = DatasetOptions()) -> DatasetSpec:
     _reject_options(name, options, ())
     return FIXED_DATASETS[name]
   raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}, "
-                   f"{tfds_translation.PREFIX}<tfds name>/<config>")
+                   f"{tfds_translation.PREFIX}<tfds name>/<config>, {FILES_PREFIX}<path prefix>")
 
 
 def split_names(known: list[str]) -> dict[str, str]:
