@@ -96,7 +96,7 @@ def plot_attention(translator, texts, sources, results, options):
 
 
 def check_plot_flags(translator):
-  """UsageError for --plot_attention with --score_file or a model without attention."""
+  """UsageError for --plot_attention with --score_file, standard input or a model without attention."""
   if FLAGS.plot_attention_per_head and not FLAGS.plot_attention:
     raise UsageError("--plot_attention_per_head needs --plot_attention=DIR")
   if not FLAGS.plot_attention:
