@@ -24,11 +24,11 @@ import jax
 from absl import flags, logging
 
 from experiments import decoding_flags, entry_point
-from seq2seq_jax import models
+from seq2seq_jax import models, workdir
 from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.data import datasets
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.training import faults, loop, parallel
+from seq2seq_jax.training import faults, fine_tuning, loop, parallel
 
 FLAGS = flags.FLAGS
 DEFAULT = TrainConfig()
@@ -49,7 +49,7 @@ flags.DEFINE_integer("eval_every_steps", DEFAULT.eval_every_steps, "Validation (
 flags.DEFINE_integer("checkpoint_every_steps", DEFAULT.checkpoint_every_steps, "Checkpoint every N steps "
                      "(and at the end).")
 flags.DEFINE_integer("keep_checkpoints", DEFAULT.keep_checkpoints, "Keep the latest N checkpoints; more "
-                     "lets `experiments.evaluate --step` evaluate earlier steps of the run.")
+                     "lets `experiments.evaluate --checkpoint=STEP` evaluate earlier steps of the run.")
 flags.DEFINE_integer("log_every_steps", DEFAULT.log_every_steps, "Training metrics every N steps.")
 flags.DEFINE_integer("batch_size", DEFAULT.batch_size, "Global batch size (split over all devices).")
 flags.DEFINE_integer("max_tokens", DEFAULT.max_tokens, "Token budget per global batch (rows x bucket "
@@ -65,6 +65,21 @@ flags.DEFINE_enum("schedule", DEFAULT.schedule, ["inverse_sqrt", "constant", "co
 flags.DEFINE_float("learning_rate", DEFAULT.learning_rate, "Schedule scale (inverse_sqrt) or peak rate.")
 flags.DEFINE_integer("warmup_steps", DEFAULT.warmup_steps, "Linear warmup steps.")
 flags.DEFINE_float("grad_clip_norm", DEFAULT.grad_clip_norm, "Clip gradients to this global norm (0 = off).")
+flags.DEFINE_enum("optimizer", DEFAULT.optimizer, ["adam", "adamw", "adafactor"], "adam (Vaswani et al. "
+                  "§5.3), adamw (decoupled weight decay) or adafactor (Shazeer & Stern 2018).")
+flags.DEFINE_float("adam_b1", DEFAULT.adam_b1, "Adam/AdamW beta1.")
+flags.DEFINE_float("adam_b2", DEFAULT.adam_b2, "Adam/AdamW beta2.")
+flags.DEFINE_float("adam_eps", DEFAULT.adam_eps, "Adam/AdamW epsilon.")
+flags.DEFINE_float("weight_decay", DEFAULT.weight_decay, "Decoupled weight decay (adamw, adafactor).")
+flags.DEFINE_float("ema_decay", DEFAULT.ema_decay, "Keep an exponential moving average of the parameters "
+                   "with this decay (e.g. 0.999; 0 = off); validation, the test and the checkpoints' "
+                   "users (evaluate, decode, embed) then use it.")
+flags.DEFINE_enum("best_metric", DEFAULT.best_metric or None, ["wer", "per", "bleu", "chrf", "loss"],
+                  "Also keep the checkpoint with the best validation figure of this metric "
+                  "(`--checkpoint=best` in evaluate, decode, embed).")
+flags.DEFINE_string("init_from", DEFAULT.init_from or None, "WORKDIR[:STEP|:best]: start from that run's "
+                    "parameters and vocabularies (model flags default to that run's), with a fresh "
+                    "optimizer and schedule.")
 flags.DEFINE_float("label_smoothing", DEFAULT.label_smoothing, "Label smoothing epsilon (Vaswani et al. §5.4).")
 flags.DEFINE_integer("grad_accum_steps", DEFAULT.grad_accum_steps, "Split each device's share of the "
                      "batch into this many microbatches: one optimizer update, as with one big batch.")
@@ -207,21 +222,34 @@ def dataset_options_from_flags() -> dict:
           if FLAGS[flag].value is not None}
 
 
+def model_from_flags() -> tuple[str, dict]:
+  """(model, hyperparameters) from the flags; with --init_from and no --model, the run's model and
+  hyperparameters that --init_from names, under the model flags set here."""
+  if not FLAGS.init_from or FLAGS["model"].present:
+    return FLAGS.model, model_hparams_from_flags(FLAGS.model)
+  source, _, _ = workdir.load(fine_tuning.parse_init_from(FLAGS.init_from)[0])
+  return source["model"], {**source["model_hparams"], **model_hparams_from_flags(source["model"])}
+
+
 def config_from_flags() -> TrainConfig:
   """TrainConfig from the flags (the evaluation's decoding options from experiments.decoding_flags)."""
   try:
     buckets = tuple(int(b) for b in FLAGS.length_buckets)
   except ValueError:
     raise UsageError(f"--length_buckets must be integers, got {','.join(FLAGS.length_buckets)}") from None
+  model, model_hparams = model_from_flags()
   return TrainConfig(
-      workdir=FLAGS.workdir, model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+      workdir=FLAGS.workdir, model=model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
       dataset_options=dataset_options_from_flags(), vocab_size=FLAGS.vocab_size,
-      shared_vocab=FLAGS.shared_vocab, model_hparams=model_hparams_from_flags(FLAGS.model),
+      shared_vocab=FLAGS.shared_vocab, model_hparams=model_hparams,
       batch_size=FLAGS.batch_size, max_tokens=FLAGS.max_tokens, num_train_steps=FLAGS.num_train_steps,
       eval_every_steps=FLAGS.eval_every_steps, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
       keep_checkpoints=FLAGS.keep_checkpoints, log_every_steps=FLAGS.log_every_steps, seed=FLAGS.seed,
       schedule=FLAGS.schedule, learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps,
-      grad_clip_norm=FLAGS.grad_clip_norm, label_smoothing=FLAGS.label_smoothing,
+      grad_clip_norm=FLAGS.grad_clip_norm, optimizer=FLAGS.optimizer, adam_b1=FLAGS.adam_b1,
+      adam_b2=FLAGS.adam_b2, adam_eps=FLAGS.adam_eps, weight_decay=FLAGS.weight_decay,
+      ema_decay=FLAGS.ema_decay, best_metric=FLAGS.best_metric or "", init_from=FLAGS.init_from or "",
+      label_smoothing=FLAGS.label_smoothing,
       grad_accum_steps=FLAGS.grad_accum_steps, dtype=FLAGS.dtype,
       max_source_length=FLAGS.max_source_length, max_target_length=FLAGS.max_target_length,
       buckets=buckets, eval_batch_size=FLAGS.eval_batch_size, max_eval_examples=FLAGS.max_eval_examples,

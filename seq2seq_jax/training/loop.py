@@ -61,7 +61,10 @@ def validate(config: TrainConfig) -> None:
     raise UsageError(f"--length_buckets must be increasing positive lengths, got {config.buckets}")
   if config.max_tokens < 0 or config.vocab_size < 0:
     raise UsageError("--max_tokens and --vocab_size must be >= 0")
-  if config.model_hparams.get("share_embeddings") and not config.shared_vocab:
+  if config.init_from and (config.vocab_size or config.shared_vocab):
+    raise UsageError("--init_from keeps the vocabularies of the run it starts from: drop --vocab_size "
+                     "and --shared_vocab")
+  if config.model_hparams.get("share_embeddings") and not config.shared_vocab and not config.init_from:
     raise UsageError("--share_embeddings ties source and target tokens with the same id: it needs "
                      "--shared_vocab (one SentencePiece vocabulary for both sides)")
   if config.schedule not in state_lib.SCHEDULES:
