@@ -3,9 +3,10 @@ r"""Writes the example parallel text for `--dataset=files:experiments/own_data/n
   python experiments/own_data/make_numbers.py      # numbers.{train,validation,test}.tsv here
 
 English number names -> digits, one `source<TAB>target` per line (`three hundred and five<TAB>305`),
-British style ("and" after the hundreds, hyphenated tens).  Numbers 0-9,999 are drawn without
-repeats with `numpy.random.default_rng(SEED)` and split 3,000 / 300 / 300, so the files are the same
-on every run.  The source side has spaces and few distinct words (the "symbols" vocabulary), the
+British style ("and" after the hundreds, hyphenated tens).  The numbers are 0-999 and 2,600 of
+1,000-9,999 (so shorter numbers are not rare), drawn and shuffled with
+`numpy.random.default_rng(SEED)` and split 3,000 / 300 / 300, so the files are the same on every
+run.  0-19 are all in train, so every word of the validation and test sources occurs in training.  The source side has spaces and few distinct words (the "symbols" vocabulary), the
 target none (characters).
 """
 
@@ -43,11 +44,14 @@ def number_name(n: int) -> str:
 
 
 def splits(seed: int = SEED) -> dict[str, list[int]]:
-  """split -> numbers, drawn without repeats from 0-9,999."""
-  drawn = np.random.default_rng(seed).permutation(10_000)[: sum(SIZES.values())].tolist()
+  """split -> numbers: 0-999 and the rest from 1,000-9,999, no repeats, shuffled; 0-19 in train."""
+  rng = np.random.default_rng(seed)
+  large = rng.choice(np.arange(1000, 10_000), sum(SIZES.values()) - 1000, replace=False)
+  drawn = list(range(20)) + rng.permutation(np.concatenate([np.arange(20, 1000), large])).tolist()
   out, start = {}, 0
   for split, size in SIZES.items():
     out[split], start = drawn[start:start + size], start + size
+  out["train"] = [out["train"][i] for i in rng.permutation(SIZES["train"])]
   return out
 
 
