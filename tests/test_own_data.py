@@ -100,7 +100,7 @@ def test_tsv_and_aligned_files_train_end_to_end_and_decode(tmp_path):
 
 
 def test_references_are_grouped_and_a_missing_validation_split_is_taken_from_train(tmp_path, capsys):
-  train = "".join(f"w{i}\tt{i}\n" for i in range(40)) + "w3\tt3bis\nw3\tt3\nw5\tother\n"
+  train = "\ufeff" + "".join(f"w{i}\tt{i}\n" for i in range(40)) + "w3\tt3bis\r\nw3 \t t3\nw5\tother\n\n"
   write(tmp_path / "d.train.tsv", train)
   write(tmp_path / "d.test.tsv", "w1\tt1\nw1\tt1b\n")
   name = f"files:{tmp_path / 'd'}"
@@ -111,6 +111,7 @@ def test_references_are_grouped_and_a_missing_validation_split_is_taken_from_tra
                   f"sources of {tmp_path / 'd'}.train.tsv, seed 0), train keeps 38")
   refs = {ex.source: ex.references for split in splits.values() for ex in split}
   assert refs["w3"] == ("t3", "t3bis") and refs["w5"] == ("t5", "other")  # distinct, in file order
+  assert "w0" in refs  # the byte-order mark is not text
   assert [ex.references for ex in splits["test"]] == [("t1", "t1b")]
   assert {len(v) for v in splits.values()} == {38, 2, 1}
   assert not {ex.source for ex in splits["validation"]} & {ex.source for ex in splits["train"]}

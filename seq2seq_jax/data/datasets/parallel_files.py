@@ -7,20 +7,23 @@ Layouts (one per prefix; finding both is an error):
   of the other.
 
 `<split>` is `train`, `validation` or `test`; train and test are required.  A relative PREFIX is
-resolved against the current directory.  Files are UTF-8; each side is stripped and runs of
-whitespace become one space; empty lines at the end of a file are ignored.  Several lines with the
-same source in one split are one example with several references (distinct, in file order).
+resolved against the current directory.  Files are UTF-8 (a byte-order mark is ignored); each side
+is stripped and runs of whitespace become one space; empty lines at the end of a file are ignored.
+Several lines with the same source in one split are one example with several references
+(distinct, in file order).
 Without a validation file, `VALIDATION_FRACTION` of the training sources (drawn with
 `numpy.random.default_rng(VALIDATION_SEED)`, whole examples, so references stay together) become
 the validation split, and the builder says so in one line when it loads.
 
-Every error names the file and line (`data.train.tsv:7: ...`) and is a `UsageError`.
+Every error is one line, a `UsageError`; an error in a file names the file and line
+(`data.train.tsv:7: no tab; ...`), a missing split the files looked for.
 
 The prepared data is keyed by a SHA-256 of the files' content (`digest`): the TFDS config is named
 `<prefix base name>-<digest[:16]>`, so the same files are prepared once and edited files get a
 new preparation.  `choose_tokenizer` picks each side's vocabulary kind from the training split.
 """
 
+import codecs
 import dataclasses
 import functools
 import hashlib
@@ -68,8 +71,13 @@ class ParallelText:
 # --- Finding the files ---------------------------------------------------------------------------
 
 
+def _path(root: str, path: str) -> str:
+  """`path` (as given, `~` allowed) resolved against `root` when relative."""
+  return os.path.join(root, os.path.expanduser(path))
+
+
 def _exists(root: str, path: str) -> bool:
-  return os.path.isfile(os.path.join(root, path))
+  return os.path.isfile(_path(root, path))
 
 
 def find_files(prefix: str, root: str) -> dict[str, tuple[str, ...]]:
@@ -82,9 +90,10 @@ def find_files(prefix: str, root: str) -> dict[str, tuple[str, ...]]:
   aligned = {s: (f"{prefix}.{s}.src", f"{prefix}.{s}.tgt") for s in SPLITS
              if _exists(root, f"{prefix}.{s}.src") or _exists(root, f"{prefix}.{s}.tgt")}
   if tsv and aligned:
-    one_tsv, one_aligned = next(iter(tsv.values())), next(p for p in next(iter(aligned.values())) if _exists(root, p))
-    raise UsageError(f"files:{prefix}: found both {one_tsv} and {one_aligned}; keep one layout per prefix "
-                     "(.tsv files or .src/.tgt files)")
+    one_tsv = next(iter(tsv.values()))
+    one_aligned = next(p for paths in aligned.values() for p in paths if _exists(root, p))
+    raise UsageError(f"files:{prefix}: found both {one_tsv} and {one_aligned}; keep one layout per "
+                     "prefix (.tsv files or .src/.tgt files)")
   for src, tgt in aligned.values():
     if not (_exists(root, src) and _exists(root, tgt)):
       have, lack = (src, tgt) if _exists(root, src) else (tgt, src)
@@ -106,9 +115,9 @@ def normalise(text: str) -> str:
 
 
 def decode_lines(data: bytes, path: str) -> list[str]:
-  """The lines of a UTF-8 file's bytes (no line ends; empty lines at the end dropped);
-  UsageError `path:line: not valid UTF-8` for a line that does not decode."""
-  lines = data.split(b"\n")
+  """The lines of a UTF-8 file's bytes (no line ends or byte-order mark; empty lines at the end
+  dropped); UsageError `path:line: not valid UTF-8` for a line that does not decode."""
+  lines = data.removeprefix(codecs.BOM_UTF8).split(b"\n")
   while lines and not lines[-1].strip():
     lines.pop()
   out = []
@@ -179,7 +188,7 @@ def carve_validation(pairs: list[Pair], path: str, fraction: float = VALIDATION_
 
 
 def _read_bytes(root: str, path: str) -> bytes:
-  with open(os.path.join(root, path), "rb") as f:
+  with open(_path(root, path), "rb") as f:
     return f.read()
 
 
@@ -200,7 +209,7 @@ def _split_pairs(paths: tuple[str, ...], contents: tuple[bytes, ...]) -> list[Pa
 
 def _stamp(root: str, files: dict) -> tuple:
   """What changes when a file is replaced or edited: its inode, size and times."""
-  stats = [os.stat(os.path.join(root, p)) for paths in files.values() for p in paths]
+  stats = [os.stat(_path(root, p)) for paths in files.values() for p in paths]
   return tuple((s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in stats)
 
 
@@ -275,7 +284,8 @@ def check_symbols_covered(data: ParallelText, kinds: tuple[str, str]) -> None:
         text, origin = (pair.source, pair.source_origin) if i == 0 else (pair.target, pair.target_origin)
         unknown = sorted(set(_symbols(text, kind)) - known)
         if unknown:
-          carved = " (a line taken for validation: add a validation file)" if split == "validation" and data.carved else ""
+          carved = split == "validation" and data.carved
+          carved = " (a line taken for validation: add a validation file)" if carved else ""
           raise UsageError(f"{origin}: {side} {'characters' if kind == 'chars' else 'symbols'} "
                            f"{' '.join(map(repr, unknown))} never occur in the training split{carved}; "
                            f"the {kind} vocabulary comes from it: add them to training lines or "
