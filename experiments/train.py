@@ -37,8 +37,9 @@ STOPPED_EXIT_CODE = 75  # EX_TEMPFAIL: try again later
 
 flags.DEFINE_string("workdir", DEFAULT.workdir, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_string("model", DEFAULT.model, f"Model: {', '.join(models.model_names())}.")
-flags.DEFINE_string("dataset", DEFAULT.dataset, "Dataset name (see seq2seq_jax.data.datasets.DATASETS) "
-                    "or tfds:<name>/<config>.")
+flags.DEFINE_string("dataset", DEFAULT.dataset, "Dataset name (see seq2seq_jax.data.datasets.DATASETS), "
+                    "tfds:<name>/<config>, or files:PREFIX for your own PREFIX.{train,validation,test}.tsv "
+                    "(or .src/.tgt) files.")
 flags.DEFINE_string("data_dir", DEFAULT.data_dir, "Where TFDS datasets are prepared.")
 flags.DEFINE_integer("vocab_size", DEFAULT.vocab_size, "SentencePiece pieces per vocabulary for "
                      "natural-language datasets (0 = the dataset's default; symbol datasets take none).")

@@ -103,9 +103,10 @@ def _read_vocabulary(workdir: str, side: str):
                      "or start again with a new --workdir") from None
 
 
-def prepare(config: TrainConfig, vocabs: tuple) -> None:
+def prepare(config: TrainConfig, vocabs: tuple, data_digest: str = "") -> None:
   """Records config and vocabularies in a new workdir; for an existing one, refuses (UsageError,
-  nothing written) a run with a different model, dataset or vocabulary."""
+  nothing written) a run with a different model, dataset or vocabulary.  `data_digest` (a hash of
+  a files: dataset's content) is recorded too, and a resume on other content is refused."""
   path = os.path.join(config.workdir, "config.json")
   if os.path.exists(path):
     recorded = _read_json(config.workdir, "config.json")
@@ -118,6 +119,9 @@ def prepare(config: TrainConfig, vocabs: tuple) -> None:
     if diff:
       raise UsageError(f"workdir {config.workdir} holds a run with different settings ({'; '.join(diff)}); "
                        "use a new --workdir or the original flags")
+    if recorded.get("data_digest", "") != data_digest:
+      raise UsageError(f"workdir {config.workdir} was trained on other contents of {config.dataset} "
+                       "(the files changed); use a new --workdir, or restore the files")
     for side, vocab in zip(("source", "target"), vocabs):
       if _read_vocabulary(config.workdir, side) != vocab:
         raise UsageError(f"workdir {config.workdir}: the {side} vocabulary differs from this data; "
@@ -128,7 +132,8 @@ def prepare(config: TrainConfig, vocabs: tuple) -> None:
     with open(os.path.join(config.workdir, f"vocab_{side}.json"), "w") as f:
       f.write(vocab.to_json())
   full = {**dataclasses.asdict(config), "model_hparams": identity(config)["model_hparams"]}
-  write_json_atomic(path, {**identity(config), "full_config": _as_json(full)})
+  digest = {"data_digest": data_digest} if data_digest else {}
+  write_json_atomic(path, {**identity(config), **digest, "full_config": _as_json(full)})
 
 
 def load(workdir: str):

@@ -221,3 +221,15 @@ def test_experiments_train_says_a_bad_file_in_one_line_and_writes_no_workdir(tmp
     assert not os.path.exists(prefix + "_run") and not os.path.exists(tmp_path / "tfds"), case
   with pytest.raises(UsageError, match="files: needs a path prefix"):
     datasets.spec("files:")
+
+
+def test_a_workdir_refuses_to_resume_on_edited_files(tmp_path):
+  from seq2seq_jax import workdir  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.data.tokenizers import Vocabulary  # pylint: disable=g-import-not-at-top
+  config = TrainConfig(workdir=str(tmp_path / "w"), dataset="files:my/data")
+  vocabs = (Vocabulary(("a", "b")), Vocabulary(("x",)))
+  workdir.prepare(config, vocabs, data_digest="0123")
+  workdir.prepare(config, vocabs, data_digest="0123")  # the same files: resumes
+  with pytest.raises(UsageError, match="the files changed"):
+    workdir.prepare(config, vocabs, data_digest="4567")

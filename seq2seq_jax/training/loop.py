@@ -231,7 +231,7 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
     state = state_lib.create_train_state(model, init_key, shape, shape, tx, config.ema_decay, params=init_params)
   n_params = state_lib.parameter_count(state.params)
   if is_chief:  # one writer for the shared workdir; the other processes wait for it
-    workdir_lib.prepare(config, vocabs)
+    workdir_lib.prepare(config, vocabs, spec.content_digest)
   parallel.sync_processes("prepare_workdir")
 
   train_pairs = pipeline.encode_pairs(examples["train"], *vocabs, config.max_source_length,
