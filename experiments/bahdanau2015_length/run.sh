@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Quality by source length for the three models of the story (Bahdanau et al. 2015, Fig. 2):
+# trains each recipe of TASK, evaluates its test split with the per-length profile, and draws
+# one PNG with a line per model plus a markdown table.
+#
+#   experiments/bahdanau2015_length/run.sh [TASK] [OUT_DIR] [more experiments.train flags]
+#   experiments/bahdanau2015_length/run.sh reverse        # -> runs/bahdanau2015_length/reverse/
+#
+# TASK is the flagfiles' prefix: reverse (exact-match accuracy by length, trained on 1-20 letters,
+# tested on 1-40).  Extra flags go to every training run (e.g. --num_train_steps=20 to smoke-test).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+task=${1:-reverse}
+shift || true
+out=runs/bahdanau2015_length/$task
+if [ $# -gt 0 ] && [[ $1 != --* ]]; then out=$1; shift; fi
+study=experiments/bahdanau2015_length
+ls $study/${task}_*.flags > /dev/null || { echo "no recipes $study/${task}_*.flags" >&2; exit 2; }
+mkdir -p "$out"
+for flagfile in $study/${task}_*.flags; do
+  model=$(basename "$flagfile" .flags); model=${model#${task}_}
+  start=$(date +%s)
+  python -m experiments.train --flagfile="$flagfile" --workdir="$out/$model" "$@"
+  echo "$model: trained in $(( $(date +%s) - start )) s" | tee -a "$out/wall.txt"
+  python -m experiments.evaluate --workdir="$out/$model" --split=test --error_profile \
+    --flagfile=<(grep -E '^--(beam_size|length_penalty|max_len_a|max_len_b)=' "$flagfile") \
+    --output="$out/$model.test.json" > /dev/null
+done
+python $study/plot.py --out_dir="$out" --task="$task"
