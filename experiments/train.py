@@ -150,6 +150,7 @@ MODEL_FLAG_HELP = {
     "bidirectional_encoder": "RNN: bidirectional encoder.",
     "reverse_source": "RNN: read the source backwards (Sutskever et al. 2014).",
     "attention": "rnn_attention scoring: bahdanau, luong_dot, luong_general or luong_concat.",
+    "input_feeding": "rnn_attention with luong_*: feed the attentional vector to the next step (Luong et al. §3.3).",
 }
 # Config fields that are conventions of the code, not choices of an experiment.
 NOT_MODEL_FLAGS = ("bos_id", "pad_id", "max_len")

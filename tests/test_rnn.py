@@ -18,6 +18,7 @@ FAMILIES = [
     ("rnn_attention", dict(attention="luong_dot")),
     ("rnn_attention", dict(attention="luong_general", rnn_cell="gru")),
     ("rnn_attention", dict(attention="luong_concat")),
+    ("rnn_attention", dict(attention="luong_general", input_feeding=False)),
 ]
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for name, kw in FAMILIES]
 

@@ -32,6 +32,7 @@ class RNNConfig:
   reverse_source: bool = False     # Sutskever et al. §3.3: read the source backwards
   dropout: float = 0.1             # between layers and on embeddings
   attention: str = "bahdanau"      # rnn_attention only: bahdanau | luong_dot | luong_general | luong_concat
+  input_feeding: bool = True       # luong_*: feed h~_{t-1} to the next step's input (Luong et al. §3.3)
   max_len: int = 128               # longest output the decoders are asked for
   bos_id: int = BOS_ID
   pad_id: int = PAD_ID

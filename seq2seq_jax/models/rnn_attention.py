@@ -5,7 +5,8 @@
   y_{i-1}, c_i) and the output layer (a tanh layer over [s_i; c_i; E y_{i-1}] instead of maxout).
 * Luong et al. (2015), §3.1 and §3.3: the new top state h_t scores the encoder states (dot,
   general or concat, eq. 8), h~_t = tanh(W_c [c_t; h_t]) (eq. 5) predicts y_t, and h~_t is fed to
-  the next step's input ("input feeding").
+  the next step's input ("input feeding"; `input_feeding=False` gives their plain global attention,
+  whose recurrence sees only y_{t-1}).
 
 Attention weights [B, T, S] are sown into the `intermediates` collection for plotting.
 """
@@ -52,7 +53,8 @@ class LuongDecoderStep(nn.Module):
   def __call__(self, state, embedded, encoded):
     c = self.config
     carries, feed = state
-    carries, h = StackedCells(c, self.train, name="cells")(carries, jnp.concatenate([embedded, feed], -1))
+    step_input = jnp.concatenate([embedded, feed], -1) if c.input_feeding else embedded
+    carries, h = StackedCells(c, self.train, name="cells")(carries, step_input)
     kind = c.attention.removeprefix("luong_")
     context, _ = MultiplicativeAttention(kind, name="attention")(h, encoded["states"], encoded["mask"])
     attentional = jnp.tanh(nn.Dense(c.hidden_size, use_bias=False, name="W_c")(jnp.concatenate([context, h], -1)))
