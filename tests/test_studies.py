@@ -25,3 +25,18 @@ def test_bahdanau2015_length_study_runs_end_to_end(tmp_path, data_dir):
                                        "Transformer |"]
   lengths = [int(row.split(" | ")[0].strip("| ")) for row in table[3:]]
   assert lengths and max(lengths) > 20  # tested beyond the longest training length
+
+
+@pytest.mark.slow
+def test_sutskever2014_reverse_study_runs_end_to_end(tmp_path, data_dir):
+  out = tmp_path / "g2p"
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES="16")
+  proc = subprocess.run(
+      ["bash", "experiments/sutskever2014_reverse/run.sh", "g2p", str(out), f"--data_dir={data_dir}",
+       "--num_train_steps=2", "--hidden_size=16", "--embedding_size=8", "--batch_size=16", "--length_buckets=32",
+       "--max_test_examples=16", "--max_eval_examples=16"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = (out / "table.md").read_text().splitlines()
+  assert [line.split(" | ")[0] for line in table[2:]] == ["| forward", "| reversed"]
+  assert "test WER" in table[0]

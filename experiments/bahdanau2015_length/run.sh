@@ -14,16 +14,5 @@ task=${1:-reverse}
 shift || true
 out=runs/bahdanau2015_length/$task
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then out=$1; shift; fi
-study=experiments/bahdanau2015_length
-ls $study/${task}_*.flags > /dev/null || { echo "no recipes $study/${task}_*.flags" >&2; exit 2; }
-mkdir -p "$out"
-for flagfile in $study/${task}_*.flags; do
-  model=$(basename "$flagfile" .flags); model=${model#${task}_}
-  start=$(date +%s)
-  python -m experiments.train --flagfile="$flagfile" --workdir="$out/$model" "$@"
-  echo "$model: trained in $(( $(date +%s) - start )) s" | tee -a "$out/wall.txt"
-  python -m experiments.evaluate --workdir="$out/$model" --split=test --error_profile \
-    --flagfile=<(grep -E '^--(beam_size|length_penalty|max_len_a|max_len_b)=' "$flagfile") \
-    --output="$out/$model.test.json" > /dev/null
-done
-python $study/plot.py --out_dir="$out" --task="$task"
+experiments/run_recipes.sh experiments/bahdanau2015_length "$task" "$out" "$@"
+python experiments/bahdanau2015_length/plot.py --out_dir="$out" --task="$task"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Trains every recipe STUDY_DIR/PREFIX_*.flags into OUT/<name> and evaluates its test split with the
+# per-length error profile and the recipe's own decoding flags into OUT/<name>.test.json; appends
+# each training's wall time to OUT/wall.txt.  A study's run.sh calls it, then draws its table.
+# EVAL_MAX_EXAMPLES=N evaluates only the first N test examples (smoke tests).
+#
+#   experiments/run_recipes.sh STUDY_DIR PREFIX OUT [more experiments.train flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+study=${1:?usage: experiments/run_recipes.sh STUDY_DIR PREFIX OUT [flags...]}
+prefix=${2:?PREFIX}
+out=${3:?OUT}
+shift 3
+ls "$study"/"$prefix"_*.flags > /dev/null || { echo "no recipes $study/${prefix}_*.flags" >&2; exit 2; }
+mkdir -p "$out"
+for flagfile in "$study"/"$prefix"_*.flags; do
+  name=$(basename "$flagfile" .flags); name=${name#"${prefix}"_}
+  start=$(date +%s)
+  python -m experiments.train --flagfile="$flagfile" --workdir="$out/$name" "$@"
+  echo "$name: trained in $(( $(date +%s) - start )) s ($(date -u +%F), $(nproc) cores)" | tee -a "$out/wall.txt"
+  python -m experiments.evaluate --workdir="$out/$name" --split=test --error_profile --max_examples="${EVAL_MAX_EXAMPLES:-0}" \
+    --flagfile=<(grep -E '^--(beam_size|length_penalty|max_len_a|max_len_b)=' "$flagfile") \
+    --output="$out/$name.test.json" > /dev/null
+done
