@@ -229,3 +229,20 @@ def test_error_rates_and_error_profile_by_hand():
                                              {"source_length": 4, "examples": 2, "wer": 0.5}]
   assert profile["wrong"] == 2 and profile["wrong_same_length"] == 1
   assert profile["wrong_by_distance"] == {"1": 2, "2": 0, "3+": 0}
+
+
+def test_the_standard_g014b2b_split_is_read_as_published():
+  """g014b2b: 106,837 training words (5% of them, seeded, for validation) and 12,000 test words,
+  disjoint, lower case, every test symbol seen in training."""
+  import os  # pylint: disable=g-import-not-at-top
+  from seq2seq_jax.data.datasets import cmudict_g2p  # pylint: disable=g-import-not-at-top
+  train = cmudict_g2p.read_g014b2b(os.path.join(cmudict_g2p.G014B2B_DIR, "g014b2b.train"))
+  test = cmudict_g2p.read_g014b2b(os.path.join(cmudict_g2p.G014B2B_DIR, "g014b2b.test"))
+  assert (len(train), len(test)) == (106_837, 12_000)
+  assert sum(map(len, train.values())) == 113_438 and sum(map(len, test.values())) == 12_753
+  splits = cmudict_g2p.split_validation(list(train))
+  assert (len(splits["train"]), len(splits["validation"])) == (101_495, 5_342)
+  assert not set(splits["train"]) & set(splits["validation"]) and not set(train) & set(test)
+  assert set("".join(test)) <= set("".join(train)) and all(w == w.lower() for w in test)
+  phonemes = {p for prons in train.values() for pron in prons for p in pron.split()}
+  assert len(phonemes) == 39 and {p for prons in test.values() for pron in prons for p in pron.split()} <= phonemes

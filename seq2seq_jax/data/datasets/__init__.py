@@ -5,7 +5,7 @@
 read a record (`to_example`), which tokenizer and metrics suit it.  Pass the same `options` to
 both.  Each example becomes an `Example`: one source text and one or more reference target texts.
 
-Names: cmudict_g2p, bible_en_es, bible_es_en, copy, reverse, sort, addition, any TFDS
+Names: cmudict_g2p, cmudict_g2p/g014b2b (the standard split of the G2P literature), bible_en_es, bible_es_en, copy, reverse, sort, addition, any TFDS
 translation dataset as "tfds:<name>/<config>" (e.g. tfds:wmt14_translate/de-en), and your own
 parallel text as "files:PREFIX": PREFIX.{train,validation,test}.tsv (source<TAB>target per line)
 or aligned PREFIX.<split>.src / .tgt files, validation optional (`parallel_files.py`).  Each side
@@ -26,7 +26,7 @@ from seq2seq_jax.data.datasets import parallel_files
 from seq2seq_jax.data.datasets import synthetic
 from seq2seq_jax.data.datasets import tfds_translation
 from seq2seq_jax.data.datasets.bible import Bible
-from seq2seq_jax.data.datasets.cmudict_g2p import CmudictG2p
+from seq2seq_jax.data.datasets.cmudict_g2p import CmudictG2p, CmudictG2pG014b2b
 from seq2seq_jax.errors import UsageError
 
 # Our split name -> the TFDS split names that may stand for it, first match wins.
@@ -104,6 +104,13 @@ FIXED_DATASETS = {
         source_separator="",
         target_separator=" ",
         description="CMU Pronouncing Dictionary, letters -> stress-free ARPAbet (embedded, no download)",
+    ),
+    "cmudict_g2p/g014b2b": DatasetSpec(
+        builder=CmudictG2pG014b2b,
+        to_example=lambda ex: Example(_text(ex["word"]), tuple(_text(p) for p in ex["pronunciations"])),
+        source_separator="",
+        target_separator=" ",
+        description="CMUdict G2P, the standard g014b2b train/test split (embedded, no download)",
     ),
     "bible_en_es": _translation_spec(
         functools.partial(Bible, config="en_es"), "source", "target",

