@@ -1,8 +1,9 @@
-"""--checkpoint and --use_ema: which saved parameters evaluate, decode and embed use."""
+"""--checkpoint, --use_ema and --ensemble: which saved parameters evaluate, decode and embed use."""
 
 from absl import flags
 
 from seq2seq_jax import workdir
+from seq2seq_jax.translator import Translator
 
 FLAGS = flags.FLAGS
 
@@ -12,6 +13,17 @@ flags.DEFINE_bool("use_ema", True, "Use the moving average of the parameters whe
                   "(--ema_decay); --nouse_ema: the parameters themselves.")
 
 
+flags.DEFINE_list("ensemble", [], "More workdirs to decode together with --workdir as one ensemble "
+                  "(their log-probabilities averaged at every step); each at --checkpoint.")
+
+
 def translator_args() -> dict:
   """Keyword arguments of `Translator.from_workdir` from the flags (UsageError for a bad --checkpoint)."""
   return {"checkpoint": workdir.parse_checkpoint(FLAGS.checkpoint), "use_ema": FLAGS.use_ema}
+
+
+def load_translator(workdir_path: str, dtype: str | None = None) -> Translator:
+  """The Translator of --workdir, or of the ensemble of --workdir and the --ensemble workdirs."""
+  members = [Translator.from_workdir(w, dtype=dtype, **translator_args())
+             for w in [workdir_path, *FLAGS.ensemble]]
+  return members[0] if len(members) == 1 else Translator.ensemble(members)

@@ -34,7 +34,7 @@ from seq2seq_jax.data import pipeline
 from seq2seq_jax.special_tokens import BOS_ID, EOS_ID
 from seq2seq_jax.decoding.task import DecodingTask, score_sequences
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.translator import Translator, decode_all
+from seq2seq_jax.translator import decode_all
 
 FLAGS = flags.FLAGS
 decoding_flags.define_dtype_flag()
@@ -147,7 +147,7 @@ def decode_stream(translator, options, lines, out, err) -> int:
 
 def load():
   """(Translator of --workdir, DecodingOptions from the flags), with the plot flags checked."""
-  translator = Translator.from_workdir(FLAGS.workdir, dtype=FLAGS.dtype, **checkpoint_flags.translator_args())
+  translator = checkpoint_flags.load_translator(FLAGS.workdir, FLAGS.dtype)
   options = decoding_flags.options_from_flags(translator.target_vocab)
   check_plot_flags(translator)
   return translator, options

@@ -28,6 +28,8 @@ def main():
     raise UsageError(f"--input_file={FLAGS.input_file} does not exist")
   with open(FLAGS.input_file, encoding="utf-8") as f:
     texts = [line.rstrip("\n") for line in f]
+  if FLAGS.ensemble:
+    raise UsageError("--ensemble decodes several models as one; embed takes one --workdir")
   translator = Translator.from_workdir(FLAGS.workdir, **checkpoint_flags.translator_args())
   sources = translator.encode_sources(texts)
   vectors = [None] * len(sources)

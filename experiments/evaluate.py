@@ -16,7 +16,6 @@ from absl import flags, logging
 from experiments import checkpoint_flags, decoding_flags, decoding_xla_flags, entry_point
 from seq2seq_jax import evaluation, workdir
 from seq2seq_jax.data import datasets, pipeline
-from seq2seq_jax.translator import Translator
 
 FLAGS = flags.FLAGS
 decoding_flags.define_dtype_flag()
@@ -34,7 +33,7 @@ flags.DEFINE_string("output", None, "Also write the JSON to this file.")
 def main():
   logging.set_verbosity(logging.WARNING)
   config, _, _ = workdir.load(FLAGS.workdir)
-  translator = Translator.from_workdir(FLAGS.workdir, dtype=FLAGS.dtype, **checkpoint_flags.translator_args())
+  translator = checkpoint_flags.load_translator(FLAGS.workdir, FLAGS.dtype)
   options = decoding_flags.options_from_flags(translator.target_vocab)
   dataset_options = datasets.DatasetOptions(**config["dataset_options"])
   spec = datasets.spec(config["dataset"], dataset_options)

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from seq2seq_jax import models, workdir as workdir_lib
+from seq2seq_jax.models.ensemble import Ensemble, ensemble_params
 from seq2seq_jax.data import pipeline
 from seq2seq_jax.special_tokens import BOS_ID, EOS_ID
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingResult, DecodingTask
@@ -95,6 +96,21 @@ class Translator:
       raise UsageError(f"{name} ({text[:40]!r}...) has {len(ids)} tokens; this model takes at most "
                        f"{self.max_source_length} (its --max_source_length); shorten or split the input")
     return np.asarray(ids, np.int32)
+
+  @classmethod
+  def ensemble(cls, members: list["Translator"]) -> "Translator":
+    """One Translator that decodes with the members' averaged log-probabilities
+    (`models.ensemble.Ensemble`); UsageError unless they share both vocabularies."""
+    first = members[0]
+    for i, member in enumerate(members[1:], 2):
+      if member.source_vocab != first.source_vocab or member.target_vocab != first.target_vocab:
+        raise UsageError(f"ensemble member {i} has other vocabularies than member 1; an ensemble "
+                         "needs models trained on the same vocabularies")
+    model = Ensemble(tuple(m.model for m in members), bos_id=BOS_ID)
+    model_config = dataclasses.replace(first.model_config, max_len=min(m.model_config.max_len for m in members))
+    return cls(model, model_config, ensemble_params([m.params for m in members]), first.source_vocab,
+               first.target_vocab, first.buckets, first.step,
+               min(m.max_source_length for m in members))
 
   def encode_sources(self, texts: list[str]) -> list[np.ndarray]:
     """Token ids per text; UsageError naming the line if a text is empty, too long or out of vocabulary."""
