@@ -97,21 +97,22 @@ def _translation_spec(builder, source_field: str, target_field: str, description
   )
 
 
+def _g2p_spec(builder, description: str) -> DatasetSpec:
+  """Letters -> space-separated phonemes, every pronunciation a reference."""
+  return DatasetSpec(
+      builder=builder,
+      to_example=lambda ex: Example(_text(ex["word"]), tuple(_text(p) for p in ex["pronunciations"])),
+      source_separator="",
+      target_separator=" ",
+      description=description,
+  )
+
+
 FIXED_DATASETS = {
-    "cmudict_g2p": DatasetSpec(
-        builder=CmudictG2p,
-        to_example=lambda ex: Example(_text(ex["word"]), tuple(_text(p) for p in ex["pronunciations"])),
-        source_separator="",
-        target_separator=" ",
-        description="CMU Pronouncing Dictionary, letters -> stress-free ARPAbet (embedded, no download)",
-    ),
-    "cmudict_g2p/g014b2b": DatasetSpec(
-        builder=CmudictG2pG014b2b,
-        to_example=lambda ex: Example(_text(ex["word"]), tuple(_text(p) for p in ex["pronunciations"])),
-        source_separator="",
-        target_separator=" ",
-        description="CMUdict G2P, the standard g014b2b train/test split (embedded, no download)",
-    ),
+    "cmudict_g2p": _g2p_spec(
+        CmudictG2p, "CMU Pronouncing Dictionary, letters -> stress-free ARPAbet (embedded, no download)"),
+    "cmudict_g2p/g014b2b": _g2p_spec(
+        CmudictG2pG014b2b, "CMUdict G2P, the standard g014b2b train/test split (embedded, no download)"),
     "bible_en_es": _translation_spec(
         functools.partial(Bible, config="en_es"), "source", "target",
         "Bible verses, World English Bible -> Reina-Valera 1909 (Debian sword-text-web, sword-text-sparv)"),
