@@ -154,7 +154,7 @@ def test_fine_tuning_starts_from_the_parameters_it_names(trained, tmp_path, data
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--d_model=64"], "has shape"),
+    pytest.param(["--d_model=64"], "has shape", marks=pytest.mark.slow),
     (["--dataset=reverse"], "does not fit that run's vocabulary"),
 ])
 def test_fine_tuning_refuses_another_shape_or_vocabulary(trained, tmp_path, data_dir, flags, message):

@@ -4,6 +4,7 @@ an ensemble of one is that model, and greedy picks the argmax of the members' me
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask, step_function
 from seq2seq_jax.models import build_model
@@ -59,6 +60,7 @@ def test_an_ensemble_of_one_decodes_as_the_model_alone():
     np.testing.assert_allclose([r.score for r in alone], [r.score for r in ensembled], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_greedy_ensemble_takes_the_argmax_of_the_mean_log_probs_at_every_step():
   models, params = members()
   ensemble = Ensemble(tuple(models), bos_id=BOS)

@@ -140,6 +140,7 @@ def train_and_stop(workdir, flags, devices, after_step, signum=signal.SIGTERM) -
   return stopped_at
 
 
+@pytest.mark.slow
 def test_sigint_on_one_device_saves_and_the_resumed_run_ends_as_an_uninterrupted_one(tmp_path, data_dir):
   flags = [f"--data_dir={data_dir}", "--num_train_steps=80", *TINY]
   straight, stopped = str(tmp_path / "straight"), str(tmp_path / "stopped")

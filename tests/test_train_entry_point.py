@@ -132,6 +132,7 @@ def test_evaluate_embed_and_bad_inputs_on_a_workdir(tmp_path, data_dir):
   assert open(os.path.join(killed, "config.json")).read() == before
 
 
+@pytest.mark.slow
 def test_a_run_on_two_devices_decodes_on_one(tmp_path, data_dir):
   """A workdir trained on two devices (its checkpoint saved sharded over both) is decoded by
   experiments.decode on one device and, data-parallel, on two and on its default (one host
