@@ -102,6 +102,7 @@ def test_a_session_decodes_as_the_input_file_does_each_output_before_the_next_li
   assert "Compiling" not in after_first, after_first[:3000]
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_filter_without_a_traceback(workdir):
   proc = start(workdir)
   try:

@@ -155,6 +155,7 @@ def loss_curve(dtype, steps=30):
   return np.asarray(losses), jax.device_get(state)
 
 
+@pytest.mark.slow
 def test_bfloat16_loss_curve_stays_close_to_float32():
   """30 Adam steps (lr 3e-3) of the tiny model on a copy task, float32 vs bfloat16 activations.
 

@@ -274,6 +274,7 @@ def test_relative_positions_cached_decoding_equals_full_recomputation(kw):
   assert not np.allclose(full, model.apply({"params": zeroed}, inputs, targets), atol=1e-3)  # the bias counts
 
 
+@pytest.mark.slow
 def test_share_embeddings_uses_one_table_for_source_target_and_output():
   """`share_embeddings` (§3.4): the encoder embeds the source with the target table, the logits are
   y E^T of the same table, and its gradient gathers contributions from both sides."""

@@ -103,6 +103,7 @@ def test_bleu_chrf_and_length_buckets():
   assert worse["bleu"] < 5 and worse["chrf"] < perfect["chrf"]
 
 
+@pytest.mark.slow
 def test_mock_tfds_translation_dataset_trains_and_reports_bleu(tmp_path):
   """The path a user with a network takes (--dataset=tfds:ted_hrlr_translate/pt_to_en), with TFDS's
   mock data standing in for the download."""
