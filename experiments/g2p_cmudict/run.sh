@@ -10,7 +10,8 @@
 #   transformer_1h_2dev_tcmalloc, transformer_1h_relative*
 #                                                      two host devices and tcmalloc
 #                                                      (apt-get install -y libtcmalloc-minimal4)
-#   rnn_seq2seq_1core, rnn_attention_1core             pinned to one core (CORE, default 0 and 1),
+#   [g014b2b_]rnn_seq2seq_1core, [g014b2b_]rnn_attention_1core
+#                                                      pinned to one core (CORE, default 0 and 1),
 #                                                      one XLA thread; the two ran side by side
 # On two host devices XLA's collective timeouts are 60 s, so that a stalled all-reduce aborts the
 # process (exit status 134) instead of hanging; this script then runs the same command again, which
@@ -34,8 +35,8 @@ case $recipe in
   transformer_1h_2dev_tcmalloc|transformer_1h_relative|transformer_1h_relative_cross)
     [ -f "$TCMALLOC" ] || { echo "tcmalloc not found at $TCMALLOC (apt-get install -y libtcmalloc-minimal4, or set TCMALLOC)" >&2; exit 2; }
     export LD_PRELOAD="$TCMALLOC" XLA_FLAGS="$TWO_DEVICES${XLA_FLAGS:+ $XLA_FLAGS}"; retries=5 ;;
-  rnn_seq2seq_1core|rnn_attention_1core)
-    core=${CORE:-$([ "$recipe" = rnn_seq2seq_1core ] && echo 0 || echo 1)}
+  *rnn_seq2seq_1core|*rnn_attention_1core)
+    core=${CORE:-$([[ $recipe = *rnn_seq2seq_1core ]] && echo 0 || echo 1)}
     export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false${XLA_FLAGS:+ $XLA_FLAGS}"
     train=(taskset -c "$core" "${train[@]}") ;;
 esac
