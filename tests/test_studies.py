@@ -28,6 +28,27 @@ def test_bahdanau2015_length_study_runs_end_to_end(tmp_path, data_dir):
 
 
 @pytest.mark.slow
+def test_bahdanau2015_length_bible_study_runs_end_to_end(tmp_path, data_dir):
+  out = tmp_path / "bible"
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES="24")
+  proc = subprocess.run(
+      ["bash", "experiments/bahdanau2015_length/run.sh", "bible", str(out), f"--data_dir={data_dir}",
+       "--num_train_steps=2", "--vocab_size=300", "--hidden_size=16", "--embedding_size=8", "--d_model=16",
+       "--d_ff=32", "--num_heads=2", "--num_layers=1", "--max_tokens=512", "--length_buckets=96",
+       "--max_test_examples=8", "--max_eval_examples=8"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (out / "by_length.png").stat().st_size > 10_000
+  table = (out / "by_length.md").read_text().splitlines()
+  assert table[0].split(" | ")[2:] == ["LSTM encoder-decoder (no attention)", "LSTM + additive attention",
+                                       "Transformer |"]
+  verse = (out / "long_verse.txt").read_text().strip()
+  assert 20 <= len(verse.split()) <= 50
+  heatmaps = list((out / "heatmap").glob("*.png"))
+  assert len(heatmaps) == 1 and heatmaps[0].stat().st_size > 10_000
+
+
+@pytest.mark.slow
 def test_sutskever2014_reverse_study_runs_end_to_end(tmp_path, data_dir):
   out = tmp_path / "g2p"
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES="16")

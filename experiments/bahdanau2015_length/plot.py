@@ -70,7 +70,10 @@ def main():
     ax.text(train_max + 0.8, 5, "longest training length", color="gray", fontsize=8)
   ax.set_xlabel("source length (tokens)" if "wer_by_source_length" in lines[0][1] else "source length (words, bucket end)")
   ax.set_ylabel(ylabel)
-  ax.set_ylim(-2, 102)
+  if "wer_by_source_length" in lines[0][1]:
+    ax.set_ylim(-2, 102)
+  else:
+    ax.set_ylim(0, max(max(line[3]) for line in lines) * 1.15 + 1)
   dataset = runs[next(iter(runs))][1]["dataset"]
   ax.set_title(f"{dataset}: test {ylabel.split(' (')[0]} by source length, "
                f"{'/'.join(map(str, sorted(steps)))} training steps")

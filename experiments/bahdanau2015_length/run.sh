@@ -7,7 +7,9 @@
 #   experiments/bahdanau2015_length/run.sh reverse        # -> runs/bahdanau2015_length/reverse/
 #
 # TASK is the flagfiles' prefix: reverse (exact-match accuracy by length, trained on 1-20 letters,
-# tested on 1-40).  Extra flags go to every training run (e.g. --num_train_steps=20 to smoke-test).
+# tested on 1-40) or bible (bible_en_es: BLEU by source length in words, plus the attention LSTM's
+# alignment heatmap of the longest test verse of at most 50 words, their Fig. 3).  Extra flags go
+# to every training run (e.g. --num_train_steps=20 to smoke-test).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 task=${1:-reverse}
@@ -16,3 +18,9 @@ out=runs/bahdanau2015_length/$task
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then out=$1; shift; fi
 experiments/run_recipes.sh experiments/bahdanau2015_length "$task" "$out" "$@"
 python experiments/bahdanau2015_length/plot.py --out_dir="$out" --task="$task"
+if [ "$task" = bible ]; then
+  python experiments/bahdanau2015_length/long_verse.py --workdir="$out/rnn_attention" > "$out/long_verse.txt"
+  python -m experiments.decode --workdir="$out/rnn_attention" --input_file="$out/long_verse.txt" \
+    --beam_size=4 --length_penalty=0.6 --max_len_a=1.5 --max_len_b=10 --plot_attention="$out/heatmap" \
+    --output_file="$out/long_verse.out"
+fi
