@@ -29,7 +29,7 @@ import numpy as np
 from absl import flags, logging
 
 from experiments import checkpoint_flags, decoding_flags, decoding_xla_flags, entry_point, plots
-from seq2seq_jax import attention_maps
+from seq2seq_jax import attention_maps, workdir
 from seq2seq_jax.data import pipeline
 from seq2seq_jax.special_tokens import BOS_ID, EOS_ID
 from seq2seq_jax.decoding.task import DecodingTask, score_sequences
@@ -149,6 +149,9 @@ def load():
   """(Translator of --workdir, DecodingOptions from the flags), with the plot flags checked."""
   translator = checkpoint_flags.load_translator(FLAGS.workdir, FLAGS.dtype)
   options = decoding_flags.options_from_flags(translator.target_vocab)
+  if not FLAGS.target_language and workdir.load(FLAGS.workdir)[0]["dataset_options"].get("both_directions"):
+    raise UsageError(f"{FLAGS.workdir} was trained in both directions; say which language to translate "
+                     "into with --target_language")
   check_plot_flags(translator)
   return translator, options
 

@@ -65,10 +65,14 @@ def bitext_retrieval_errors(x, y, k: int = 4) -> dict:
           "margin": {"x_to_y": retrieval_error_rate(margin), "y_to_x": retrieval_error_rate(margin.T)}}
 
 
-def bag_of_random_vectors(token_ids: list[np.ndarray], vocab_size: int, dim: int, seed: int = 0) -> np.ndarray:
-  """The untrained floor: each vocabulary id gets a fixed random N(0, 1) vector [dim] (seeded), a
-  sentence the mean of its tokens' vectors -> [N, dim] float32.  In a vocabulary shared by both
-  languages, identical pieces (names, numbers, punctuation) get identical vectors, so this measures
-  what token overlap alone retrieves: an untrained encoder with mean pooling over its embeddings."""
-  table = np.random.default_rng(seed).standard_normal((vocab_size, dim)).astype(np.float32)
-  return np.stack([table[np.asarray(ids)].mean(axis=0) for ids in token_ids]).astype(np.float32)
+def bag_of_pieces(token_ids: list[np.ndarray], vocab_size: int) -> np.ndarray:
+  """The untrained floor: a sentence as the mean of one-hot vectors of its token ids -> [N, vocab_size]
+  float32 (its cosines are those of the token-count vectors).  This is the mean of untrained,
+  randomly initialised embeddings in the limit of a large width, where random vectors are
+  orthogonal, without the noise of one draw.  In a vocabulary shared by both languages only
+  identical pieces (names, numbers, punctuation, cognates) match, so it measures what token overlap
+  alone retrieves."""
+  out = np.zeros((len(token_ids), vocab_size), np.float32)
+  for row, ids in enumerate(token_ids):
+    np.add.at(out[row], np.asarray(ids, np.int64), 1.0 / max(len(ids), 1))
+  return out

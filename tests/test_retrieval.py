@@ -49,13 +49,15 @@ def test_retrieval_on_a_toy_set_with_known_answers_has_no_errors():
     retrieval.bitext_retrieval_errors(x, y[:10])
 
 
-def test_bag_of_random_vectors_sees_shared_tokens_only():
-  ids = [np.array([5, 6, 7]), np.array([7, 6, 5]), np.array([8, 9])]
-  bag = retrieval.bag_of_random_vectors(ids, vocab_size=10, dim=32, seed=1)
-  assert bag.shape == (3, 32) and bag.dtype == np.float32
-  np.testing.assert_allclose(bag[0], bag[1], atol=1e-6)  # order does not matter
-  assert not np.allclose(bag[0], bag[2])
-  np.testing.assert_array_equal(bag, retrieval.bag_of_random_vectors(ids, 10, 32, seed=1))  # seeded
-  # Same token ids on both sides: the floor retrieves perfectly; disjoint ids: it cannot.
-  same = retrieval.bitext_retrieval_errors(bag, bag)
+def test_bag_of_pieces_sees_shared_tokens_only():
+  ids = [np.array([5, 6, 7, 7]), np.array([7, 6, 7, 5]), np.array([8, 9])]
+  bag = retrieval.bag_of_pieces(ids, vocab_size=10)
+  assert bag.shape == (3, 10) and bag.dtype == np.float32
+  np.testing.assert_allclose(bag[0], [0, 0, 0, 0, 0, 0.25, 0.25, 0.5, 0, 0])
+  np.testing.assert_array_equal(bag[0], bag[1])  # order does not matter
+  # cos = that of the count vectors: (1*1 + 1*0 ...) here [1,1,2] against [0,0,1]: 2 / (sqrt(6) * 1).
+  other = retrieval.bag_of_pieces([np.array([7])], 10)
+  assert retrieval.cosine_matrix(bag[:1], other)[0, 0] == pytest.approx(2 / np.sqrt(6))
+  assert retrieval.cosine_matrix(bag[:1], bag[2:])[0, 0] == 0.0  # no shared piece
+  same = retrieval.bitext_retrieval_errors(bag[1:], bag[1:])
   assert same["cosine"]["x_to_y"] == 0.0
