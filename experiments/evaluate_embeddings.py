@@ -11,6 +11,8 @@ margin with --margin_k neighbours (`seq2seq_jax.retrieval`), and the error rates
 as one JSON line.  "baseline" is the same evaluation of an untrained floor on the same token ids:
 each text as the mean of the one-hot vectors of its pieces (`retrieval.bag_of_pieces`: untrained
 embeddings in the limit of a large width), i.e. what shared pieces alone retrieve.
+"input_embeddings" is the mean of the model's own (trained) source-token embeddings, no context:
+what the encoder's layers add beyond them.
 """
 
 import dataclasses
@@ -22,7 +24,7 @@ from experiments import checkpoint_flags, entry_point
 from seq2seq_jax import retrieval, workdir
 from seq2seq_jax.data import datasets, pipeline
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.sentence_encoder import POOLINGS, SentenceEncoder
+from seq2seq_jax.sentence_encoder import POOLINGS, SentenceEncoder, source_embedding_table
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir.", required=True)
@@ -80,6 +82,8 @@ def main():
   model = retrieval.bitext_retrieval_errors(x, y, FLAGS.margin_k)
   bag = [retrieval.bag_of_pieces(ids, encoder.source_vocab.size) for ids in (ids_x, ids_y)]
   baseline = retrieval.bitext_retrieval_errors(*bag, FLAGS.margin_k)
+  table = source_embedding_table(encoder.translator.params)
+  own = None if table is None else retrieval.bitext_retrieval_errors(bag[0] @ table, bag[1] @ table, FLAGS.margin_k)
   out = {
       "workdir": FLAGS.workdir, "step": encoder.translator.step, "dataset": FLAGS.dataset or config["dataset"],
       "split": FLAGS.split, "examples": model["examples"], "truncated_texts": truncated,
@@ -88,6 +92,8 @@ def main():
       "baseline_error_percent": {"cosine": percent(baseline["cosine"], names),
                                  "margin": percent(baseline["margin"], names)},
       "baseline": "bag of pieces: mean of one-hot vectors of the source-vocabulary ids",
+      **({} if own is None else {"input_embeddings_error_percent": {
+          "cosine": percent(own["cosine"], names), "margin": percent(own["margin"], names)}}),
   }
   print(json.dumps(out))
   if FLAGS.output:

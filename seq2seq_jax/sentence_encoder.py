@@ -56,6 +56,26 @@ def embed(model, params, inputs, pooling: str = "mean"):
   return pool(states, final, mask, pooling)
 
 
+# Where each model family keeps the table that embeds source tokens, first match wins (a Transformer
+# with --share_embeddings embeds the source with the target table).
+SOURCE_EMBEDDING_PATHS = (("source_embedding", "table", "embedding"), ("encoder", "embedding", "table", "embedding"),
+                          ("target_embedding", "table", "embedding"))
+
+
+def source_embedding_table(params) -> np.ndarray | None:
+  """The model's source-token embedding table [source_vocab, E] as float32, or None if the
+  parameters hold none of `SOURCE_EMBEDDING_PATHS` (e.g. an ensemble)."""
+  for path in SOURCE_EMBEDDING_PATHS:
+    node = params
+    for key in path:
+      node = node.get(key) if hasattr(node, "get") else None
+      if node is None:
+        break
+    if node is not None:
+      return np.asarray(node, np.float32)
+  return None
+
+
 @dataclasses.dataclass
 class SentenceEncoder:
   """Texts -> [N, D] float32 sentence vectors with a trained model's encoder (no decoder is run)."""

@@ -127,6 +127,9 @@ def test_train_decode_evaluate_and_embed_a_files_dataset_in_both_directions(tmp_
   vectors = np.load(tmp_path / "e.npy")
   assert vectors.shape == (3, 32) and vectors.dtype == np.float32
   np.testing.assert_allclose(np.loadtxt(tmp_path / "e.tsv", delimiter="\t"), vectors, rtol=1e-6, atol=1e-6)
+  from seq2seq_jax.sentence_encoder import SentenceEncoder  # pylint: disable=g-import-not-at-top
+  in_process = SentenceEncoder.from_workdir(work, pooling="max").encode(inputs.read_text().splitlines())
+  np.testing.assert_allclose(in_process, vectors, atol=1e-5)
   inputs.write_text("red blue cat\nred purple cat\n")  # "purple" is outside the vocabulary
   rc, _, err = finish(start("embed", f"--workdir={work}", f"--input_file={inputs}",
                             f"--output={tmp_path / 'bad.npy'}"), check=False)
@@ -137,6 +140,6 @@ def test_train_decode_evaluate_and_embed_a_files_dataset_in_both_directions(tmp_
   with open(out) as f:
     assert json.load(f) == printed
   assert printed["examples"] == 20 and printed["dim"] == 32 and printed["margin_k"] == 4
-  for key in ("error_percent", "baseline_error_percent"):
+  for key in ("error_percent", "baseline_error_percent", "input_embeddings_error_percent"):
     for errors in printed[key].values():
       assert set(errors) == {"en_to_xx", "xx_to_en"} and all(0 <= e <= 100 for e in errors.values())

@@ -7,7 +7,7 @@ import pytest
 from seq2seq_jax.data.tokenizers import Vocabulary
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models import build_model
-from seq2seq_jax.sentence_encoder import SentenceEncoder, embed
+from seq2seq_jax.sentence_encoder import SentenceEncoder, embed, source_embedding_table
 from seq2seq_jax.translator import Translator
 
 MODELS = [("transformer", dict(d_model=32, num_heads=2, d_ff=64, num_encoder_layers=1, num_decoder_layers=1)),
@@ -51,6 +51,19 @@ def test_sentence_encoder_gives_each_text_the_same_vector_in_any_batch():
   assert together.shape == (8, 32) and together.dtype == np.float32
   np.testing.assert_allclose(encoder.encode(texts, batch_size=1), together, atol=1e-5)
   np.testing.assert_allclose(encoder.encode(texts[::-1], batch_size=3), together[::-1], atol=1e-5)
+
+
+@pytest.mark.parametrize("name, kw", MODELS + [("transformer", dict(MODELS[0][1], share_embeddings=True))],
+                         ids=[m[0] for m in MODELS] + ["transformer-shared"])
+def test_the_source_embedding_table_is_found_in_every_model(name, kw):
+  vocab_size = 20
+  model = build_model(name, source_vocab_size=vocab_size, target_vocab_size=vocab_size, **kw)[1]
+  x = np.ones((1, 4), np.int32)
+  params = jax.eval_shape(lambda: model.init(jax.random.key(0), x, x)["params"])
+  params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), params)
+  table = source_embedding_table(params)
+  assert table.shape[0] == vocab_size and table.dtype == np.float32
+  assert source_embedding_table({"member_0": params}) is None
 
 
 def test_sentence_encoder_refuses_what_it_cannot_embed():
