@@ -6,6 +6,7 @@ r"""Decode with a trained model: greedy, sampling or beam search, Whisper-style 
   python -m experiments.decode --workdir=runs/default --score_file=pairs.tsv
   python -m experiments.decode --workdir=runs/default --inputs=knight --plot_attention=plots
   echo hello | python -m experiments.decode --workdir=runs/default
+  python -m experiments.decode --workdir=runs/bible_both --target_language=es --inputs="In the beginning"
 
 One output line per input line (with --nbest > 1: the hypotheses separated by " | "); with
 --inputs, stdout lines are "input<TAB>output<TAB>score<TAB>sum_logprob".

@@ -227,7 +227,8 @@ def _in_both_directions(name: str, spec_: DatasetSpec) -> DatasetSpec:
 
 def in_both_directions(examples: list[Example], languages: tuple[str, str]) -> list[Example]:
   """Each example as source -> reference (target_language = languages[1]) followed by, for each
-  reference, reference -> source (target_language = languages[0]): LASER's one model over both."""
+  reference, reference -> source (target_language = languages[0]): LASER's one model over both.
+  Reversed examples are not regrouped: two sources with one reference make two reversed examples."""
   out = []
   for e in examples:
     out.append(dataclasses.replace(e, target_language=languages[1]))
