@@ -6,6 +6,7 @@ r"""Decode with a trained model: greedy, sampling or beam search, Whisper-style 
   python -m experiments.decode --workdir=runs/default --score_file=pairs.tsv
   python -m experiments.decode --workdir=runs/default --inputs=knight --plot_attention=plots
   echo hello | python -m experiments.decode --workdir=runs/default
+  python -m experiments.decode --workdir=runs/bible_both --target_language=es --inputs="In the beginning"
 
 One output line per input line (with --nbest > 1: the hypotheses separated by " | "); with
 --inputs, stdout lines are "input<TAB>output<TAB>score<TAB>sum_logprob".
@@ -29,7 +30,7 @@ import numpy as np
 from absl import flags, logging
 
 from experiments import checkpoint_flags, decoding_flags, decoding_xla_flags, entry_point, plots
-from seq2seq_jax import attention_maps
+from seq2seq_jax import attention_maps, workdir
 from seq2seq_jax.data import pipeline
 from seq2seq_jax.special_tokens import BOS_ID, EOS_ID
 from seq2seq_jax.decoding.task import DecodingTask, score_sequences
@@ -149,6 +150,9 @@ def load():
   """(Translator of --workdir, DecodingOptions from the flags), with the plot flags checked."""
   translator = checkpoint_flags.load_translator(FLAGS.workdir, FLAGS.dtype)
   options = decoding_flags.options_from_flags(translator.target_vocab)
+  if not FLAGS.target_language and workdir.load(FLAGS.workdir)[0]["dataset_options"].get("both_directions"):
+    raise UsageError(f"{FLAGS.workdir} was trained in both directions; say which language to translate "
+                     "into with --target_language")
   check_plot_flags(translator)
   return translator, options
 

@@ -9,6 +9,7 @@ from absl import flags
 from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.decoding.task import DecodingOptions
 from seq2seq_jax.errors import UsageError
+from seq2seq_jax.translator import options_for_language
 
 FLAGS = flags.FLAGS
 
@@ -35,6 +36,8 @@ flags.DEFINE_string("suppress_tokens", "", "Output symbols never to emit (space-
 flags.DEFINE_bool("suppress_blank", DEFAULT.suppress_blank, "No EOS as the first free output token.")
 flags.DEFINE_string("prefix", "", "Forced start of every output (target-side text).")
 flags.DEFINE_string("prompt", "", "Target-side text fed to the decoder before the output.")
+flags.DEFINE_string("target_language", None, "A model trained in both directions (--both_directions): "
+                    "the language to translate into (e.g. es), given to the decoder as its token <2es>.")
 flags.DEFINE_float("compression_ratio_threshold", DEFAULT.compression_ratio_threshold, "Fallback when "
                    "the output's zlib compression ratio is above.")
 flags.DEFINE_float("logprob_threshold", DEFAULT.logprob_threshold, "Fallback when the average log-prob "
@@ -63,12 +66,13 @@ def define_dtype_flag():
 
 
 def options_from_flags(target_vocab):
-  """DecodingOptions from the flags; text options are tokenized with the target vocabulary."""
+  """DecodingOptions from the flags; text options are tokenized with the target vocabulary;
+  --target_language: its token is the first prompt token (`translator.options_for_language`)."""
   try:
     temperatures = tuple(float(t) for t in FLAGS.temperature)
   except ValueError as e:
     raise UsageError(f"--temperature must be numbers, got {FLAGS.temperature}") from e
-  return DecodingOptions(
+  options = DecodingOptions(
       temperature=temperatures[0] if len(temperatures) == 1 else temperatures,
       beam_size=FLAGS.beam_size or None, nbest=FLAGS.nbest, length_penalty=FLAGS.length_penalty,
       patience=FLAGS.patience, best_of=FLAGS.best_of, top_k=FLAGS.top_k, top_p=FLAGS.top_p,
@@ -78,3 +82,9 @@ def options_from_flags(target_vocab):
       prefix=tuple(target_vocab.encode(FLAGS.prefix)), prompt=tuple(target_vocab.encode(FLAGS.prompt)),
       compression_ratio_threshold=FLAGS.compression_ratio_threshold,
       logprob_threshold=FLAGS.logprob_threshold)
+  if not FLAGS.target_language:
+    return options
+  if target_vocab is TEXT_FREE_VOCABULARY:
+    raise UsageError("--target_language is a decode-time option: use it with experiments.decode or "
+                     "experiments.evaluate (training evaluates each example in its own direction)")
+  return options_for_language(options, target_vocab, FLAGS.target_language)

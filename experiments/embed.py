@@ -1,6 +1,9 @@
-r"""Sentence embeddings from a trained encoder: one vector per input line, written as .npy.
+r"""Sentence embeddings from a trained encoder: one float32 vector per input line.
 
   python -m experiments.embed --workdir=runs/default --input_file=words.txt --output=E.npy --pooling=max
+  python -m experiments.embed --workdir=runs/default --input_file=words.txt --output=E.tsv --format=tsv
+
+.npy: one [lines, D] float32 array.  tsv: one line per input line, its D values tab-separated.
 """
 
 import os
@@ -9,17 +12,30 @@ import numpy as np
 from absl import flags, logging
 
 from experiments import checkpoint_flags, entry_point
-from seq2seq_jax.data import pipeline
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.sentence_embedding import embed
-from seq2seq_jax.translator import Translator
+from seq2seq_jax.sentence_encoder import POOLINGS, SentenceEncoder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/default", "Training workdir.")
 flags.DEFINE_string("input_file", None, "One input per line.", required=True)
-flags.DEFINE_string("output", None, "Where to write the [lines, D] float32 array (.npy).", required=True)
-flags.DEFINE_enum("pooling", "mean", ["mean", "max", "final"], "How to pool the encoder states.")
+flags.DEFINE_string("output", None, "Where to write the vectors.", required=True)
+flags.DEFINE_enum("format", "npy", ["npy", "tsv"], "npy: a [lines, D] float32 array; tsv: one line "
+                  "of D tab-separated values per input line.")
+flags.DEFINE_enum("pooling", "mean", list(POOLINGS), "How to pool the encoder states.")
 flags.DEFINE_integer("batch_size", 256, "Inputs per batch.")
+flags.DEFINE_bool("truncate", False, "Embed the first --max_source_length tokens of a longer input "
+                  "instead of refusing it.")
+
+
+def write_atomic(path: str, vectors: np.ndarray, fmt: str) -> None:
+  """Writes [N, D] float32 `vectors` as .npy or tsv through a temporary file."""
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    if fmt == "npy":
+      np.save(f, vectors)
+    else:
+      np.savetxt(f, vectors, fmt="%.7g", delimiter="\t")
+  os.replace(tmp, path)
 
 
 def main():
@@ -30,17 +46,10 @@ def main():
     texts = [line.rstrip("\n") for line in f]
   if FLAGS.ensemble:
     raise UsageError("--ensemble decodes several models as one; embed takes one --workdir")
-  translator = Translator.from_workdir(FLAGS.workdir, **checkpoint_flags.translator_args())
-  sources = translator.encode_sources(texts)
-  vectors = [None] * len(sources)
-  for idx, batch in pipeline.eval_batches(sources, None, FLAGS.batch_size, translator.buckets):
-    out = np.asarray(embed(translator.model, translator.params, batch["inputs"], FLAGS.pooling))
-    for row, i in enumerate(idx):
-      vectors[i] = out[row]
-  tmp = FLAGS.output + ".tmp.npy"
-  np.save(tmp, np.stack(vectors).astype(np.float32))
-  os.replace(tmp, FLAGS.output)
-  print(f"{len(vectors)} vectors of size {vectors[0].shape[0]} ({FLAGS.pooling} pooling) -> {FLAGS.output}")
+  encoder = SentenceEncoder(checkpoint_flags.load_translator(FLAGS.workdir), FLAGS.pooling)
+  vectors = encoder.encode(texts, FLAGS.batch_size, truncate=FLAGS.truncate)
+  write_atomic(FLAGS.output, vectors, FLAGS.format)
+  print(f"{len(vectors)} vectors of size {vectors.shape[1]} ({FLAGS.pooling} pooling) -> {FLAGS.output}")
 
 
 if __name__ == "__main__":

@@ -109,13 +109,20 @@ DATASET_FLAGS = {  # flag -> (DatasetOptions field, parser)
     "target_lang": ("target_lang", str),
     "source_tokenizer": ("source_tokenizer", str),
     "target_tokenizer": ("target_tokenizer", str),
+    "both_directions": ("both_directions", bool),
 }
 flags.DEFINE_string("train_lengths", None, "Synthetic tasks: training sequence lengths a:b (inclusive).")
 flags.DEFINE_string("test_lengths", None, "Synthetic tasks: test sequence lengths c:d (inclusive).")
 flags.DEFINE_integer("num_train_examples", None, "Synthetic tasks: training examples.")
 flags.DEFINE_integer("num_test_examples", None, "Synthetic tasks: test (and validation) examples.")
-flags.DEFINE_string("source_lang", None, "tfds:* translation datasets: source language field.")
-flags.DEFINE_string("target_lang", None, "tfds:* translation datasets: target language field.")
+flags.DEFINE_string("source_lang", None, "tfds:* translation datasets: source language field; files:* "
+                    "datasets: the source's language name (for --both_directions; default source).")
+flags.DEFINE_string("target_lang", None, "tfds:* translation datasets: target language field; files:* "
+                    "datasets: the target's language name (default target).")
+flags.DEFINE_bool("both_directions", None, "Bible, tfds:* and files:* datasets: train one model on "
+                  "source -> target and target -> source, with one shared vocabulary and the target "
+                  "language given to the decoder as a token <2xx> after BOS (LASER); decode with "
+                  "--target_language.")
 flags.DEFINE_enum("source_tokenizer", None, list(datasets.parallel_files.TOKENIZERS), "files:* datasets: "
                   "source vocabulary (unset: chars without spaces, symbols up to 500 distinct tokens, "
                   "else sentencepiece).")

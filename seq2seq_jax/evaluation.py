@@ -13,7 +13,7 @@ test) and `experiments.evaluate` both call it.
 import editdistance
 import numpy as np
 
-from seq2seq_jax.translator import decode_all
+from seq2seq_jax.translator import decode_all, options_for_language
 
 
 def word_error_rate(hypotheses: list[str], references: list[tuple[str, ...]]) -> float:
@@ -125,14 +125,31 @@ def decode_and_score(task, examples, source_vocab, target_vocab, metric_names: t
   A source longer than `max_source_length` tokens is decoded from its first `max_source_length`
   tokens and counted in `truncated_sources`.  `with_error_profile`: WER by source length and the
   wrong outputs by edit distance (`error_profile`).  `samples` holds the first three outputs.
+  Examples that name a `target_language` are decoded with its token as the first prompt token
+  (`translator.options_for_language`); with several languages the metrics of each are also given, under
+  `by_target_language`.
   """
   encoded = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
   sources = [s[:max_source_length] for s in encoded]
-  hypotheses = [r.text for r in decode_all(task, sources, batch_size, buckets)]
+  languages = sorted({e.target_language for e in examples})
+  hypotheses = [None] * len(examples)
+  for language in languages:
+    idx = [i for i, e in enumerate(examples) if e.target_language == language]
+    language_task = task.with_options(options_for_language(task.options, target_vocab, language)) if language else task
+    for i, result in zip(idx, decode_all(language_task, [sources[i] for i in idx], batch_size, buckets)):
+      hypotheses[i] = result.text
   references = [e.references for e in examples]
   metrics = {"examples": len(examples), "truncated_sources": sum(len(s) > max_source_length for s in encoded)}
   metrics.update(sequence_metrics(metric_names, hypotheses, references, [e.source for e in examples],
                                   target_vocab.separator))
+  if len(languages) > 1:
+    metrics["by_target_language"] = {}
+    for language in languages:
+      idx = [i for i, e in enumerate(examples) if e.target_language == language]
+      part = sequence_metrics(metric_names, [hypotheses[i] for i in idx], [references[i] for i in idx],
+                              [examples[i].source for i in idx], target_vocab.separator)
+      part.pop("bleu_by_source_length", None)
+      metrics["by_target_language"][language or "none"] = {"examples": len(idx), **part}
   if with_error_profile:
     metrics.update(error_profile(hypotheses, references, [len(s) for s in sources], target_vocab.separator))
   metrics["samples"] = [{"source": e.source, "output": h, "references": list(e.references)}

@@ -8,7 +8,7 @@ import numpy as np
 from seq2seq_jax import models, workdir as workdir_lib
 from seq2seq_jax.models.ensemble import Ensemble, ensemble_params
 from seq2seq_jax.data import pipeline
-from seq2seq_jax.special_tokens import BOS_ID, EOS_ID
+from seq2seq_jax.special_tokens import BOS_ID, EOS_ID, language_token
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingResult, DecodingTask
 from seq2seq_jax.errors import UsageError
 
@@ -27,6 +27,20 @@ def decoding_task(model, model_config, params, target_vocab, options: DecodingOp
   """A DecodingTask for `model` that decodes data-parallel over this process's devices."""
   return DecodingTask(model, params, options, bos_id=BOS_ID, eos_id=EOS_ID,
                       detokenize=target_vocab.decode, model_max_length=model_config.max_len, mesh=decoding_mesh())
+
+
+def options_for_language(options: DecodingOptions, target_vocab, language: str) -> DecodingOptions:
+  """`options` for a model trained in several directions, translating into `language`: its token
+  first in the prompt (the decoder reads BOS, <2xx>, then the output, as in training: see
+  `pipeline.encode_pairs`) and no language token among the outputs.  UsageError if the
+  vocabulary has no token for `language`."""
+  try:
+    token = target_vocab.token_id(language_token(language))
+  except (UsageError, AttributeError):
+    raise UsageError(f"this model has no target-language token {language_token(language)}: it was not trained "
+                     f"to translate into {language!r} (a model trained with --both_directions is)") from None
+  suppress = tuple(sorted(set(options.suppress_tokens) | set(target_vocab.language_token_ids())))
+  return dataclasses.replace(options, prompt=(token, *options.prompt), suppress_tokens=suppress)
 
 
 def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets) -> list[DecodingResult]:

@@ -127,6 +127,7 @@ def test_every_sentencepiece_dataset_has_a_default_vocabulary_size():
 
 def test_inference_imports_no_training_code():
   proc = python("import seq2seq_jax.translator, seq2seq_jax.evaluation, seq2seq_jax.attention_maps, sys\n"
+                "import seq2seq_jax.sentence_encoder, seq2seq_jax.retrieval\n"
                 "bad = [m for m in sys.modules if m.startswith('seq2seq_jax.training')]\n"
                 "assert not bad, bad")
   assert proc.returncode == 0, proc.stderr[-2000:]

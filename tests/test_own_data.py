@@ -139,8 +139,8 @@ def test_the_vocabulary_kind_is_chosen_per_side_from_the_training_split(tmp_path
 
   with pytest.raises(UsageError, match="option source_tokenizer does not apply to dataset copy"):
     datasets.spec("copy", datasets.DatasetOptions(source_tokenizer="chars"))
-  with pytest.raises(UsageError, match="option source_lang does not apply to dataset files:"):
-    datasets.spec(f"files:{tmp_path / 'm'}", datasets.DatasetOptions(source_lang="en"))
+  with pytest.raises(UsageError, match="option num_train does not apply to dataset files:"):
+    datasets.spec(f"files:{tmp_path / 'm'}", datasets.DatasetOptions(num_train=5))
   with pytest.raises(UsageError, match="--shared_vocab needs SentencePiece on both sides"):
     pipeline.build_vocabularies([datasets.Example("a", ("b",))], spec, shared=True)
 

@@ -18,16 +18,18 @@ import os
 import grain
 import numpy as np
 
-from seq2seq_jax.data.datasets import DatasetSpec, Example
+from seq2seq_jax.data.datasets import DatasetSpec, Example, in_both_directions
 from seq2seq_jax.data.tokenizers import Vocabulary, train_sentencepiece, vocabulary_from_json
 from seq2seq_jax.errors import UsageError
+from seq2seq_jax.special_tokens import language_token
 
 DEFAULT_BUCKETS = (8, 12, 16, 32)
 
 
 def read_examples(data_source, spec: DatasetSpec, chunk: int = 8192) -> list[Example]:
-  """All examples of one split, in the data source's order.  Records are read in chunks through
-  the data source's batched `__getitems__` (the grain protocol): one read per record is ~15x slower."""
+  """All examples of one split, in the data source's order (each pair both ways when the spec says
+  `both_directions`).  Records are read in chunks through the data source's batched
+  `__getitems__` (the grain protocol): one read per record is ~15x slower."""
   records = []
   for start in range(0, len(data_source), chunk):
     keys = list(range(start, min(start + chunk, len(data_source))))
@@ -35,7 +37,10 @@ def read_examples(data_source, spec: DatasetSpec, chunk: int = 8192) -> list[Exa
       records.extend(data_source.__getitems__(keys))
     except TypeError:  # tfds.testing.mock_data's sources lack the batched read
       records.extend(data_source[k] for k in keys)
-  return [spec.to_example(r) for r in records]
+  examples = [spec.to_example(r) for r in records]
+  if getattr(spec, "both_directions", False):
+    examples = in_both_directions(examples, spec.languages)
+  return examples
 
 
 def side_tokenizers(spec) -> tuple[str, str]:
@@ -59,15 +64,22 @@ def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_s
   one per side or one `shared` by both (both sides SentencePiece).  With a SentencePiece side the
   pair is cached as JSON under `cache_dir`, keyed by `cache_key` (dataset, options), the
   vocabulary settings and the spec's `content_digest` when it has one.
+
+  Examples that name a `target_language` add its token (`special_tokens.language_token`) to the
+  target vocabulary as one symbol (SentencePiece: a user-defined piece).  A dataset read in both
+  directions gets one SentencePiece model shared by both sides.
   """
   kinds = side_tokenizers(spec)
   sources = [e.source for e in train_examples]
   targets = [r for e in train_examples for r in e.references]
+  tokens = tuple(sorted({language_token(e.target_language) for e in train_examples if e.target_language}))
   if "sentencepiece" not in kinds:
     if vocab_size or shared:
       raise UsageError("this dataset uses exact symbol vocabularies; --vocab_size/--shared_vocab apply "
                        "to SentencePiece (natural-language) datasets")
-    return Vocabulary.from_texts(sources, spec.source_separator), Vocabulary.from_texts(targets, spec.target_separator)
+    return (Vocabulary.from_texts(sources, spec.source_separator),
+            Vocabulary.from_texts(targets, spec.target_separator).with_tokens(tokens))
+  shared = shared or getattr(spec, "both_directions", False)
   if shared and kinds != ("sentencepiece", "sentencepiece"):
     raise UsageError(f"--shared_vocab needs SentencePiece on both sides; this dataset's source uses "
                      f"{kinds[0]}, its target {kinds[1]}")
@@ -77,6 +89,8 @@ def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_s
   path = key = None
   if cache_dir:
     key = {**(cache_key or {}), "vocab_size": vocab_size, "shared": shared}
+    if tokens:
+      key["language_tokens"] = list(tokens)
     if getattr(spec, "content_digest", ""):
       key.update(data=spec.content_digest, tokenizers=list(kinds),
                  separators=[spec.source_separator, spec.target_separator])
@@ -86,12 +100,18 @@ def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_s
         saved = json.load(f)
       return vocabulary_from_json(saved["source"]), vocabulary_from_json(saved["target"])
   if shared:
-    source = target = train_sentencepiece(sources + targets, vocab_size)
+    texts = sources + targets
+    if getattr(spec, "both_directions", False):  # each text is once a source and once a target
+      texts = list(dict.fromkeys(texts))
+    source = target = train_sentencepiece(texts, vocab_size, user_defined_symbols=tokens)
   else:
-    source, target = (train_sentencepiece(texts, vocab_size) if kind == "sentencepiece"
+    source, target = (train_sentencepiece(texts, vocab_size, user_defined_symbols=symbols) if kind == "sentencepiece"
                       else Vocabulary.from_texts(texts, separator)
-                      for kind, texts, separator in zip(kinds, (sources, targets),
-                                                        (spec.source_separator, spec.target_separator)))
+                      for kind, texts, separator, symbols in zip(kinds, (sources, targets),
+                                                                 (spec.source_separator, spec.target_separator),
+                                                                 ((), tokens)))
+    if tokens and isinstance(target, Vocabulary):
+      target = target.with_tokens(tokens)
   if path:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
@@ -113,13 +133,16 @@ def encode_pairs(examples: list[Example], source_vocab, target_vocab, max_source
                  max_target_length: int | None = None, all_references: bool = True) -> EncodedPairs:
   """Tokenizes every (source, reference) pair (targets end with EOS); drops pairs whose source is
   longer than `max_source_length` or target longer than `max_target_length` (default: the same).
-  `all_references=False` keeps only each example's first reference."""
+  `all_references=False` keeps only each example's first reference.  An example with a
+  `target_language` gets its token first in the target: [<2xx>, y_1, ..., EOS], so the decoder
+  reads BOS, <2xx>, y_1, ... (at decoding the token is the prompt, `DecodingOptions.prompt`)."""
   max_target_length = max_target_length or max_source_length
   sources, targets, index, dropped = [], [], [], 0
   for i, ex in enumerate(examples):
     src = np.asarray(source_vocab.encode(ex.source), np.int32)
+    start = [target_vocab.token_id(language_token(ex.target_language))] if ex.target_language else []
     for ref in ex.references if all_references else ex.references[:1]:
-      tgt = np.asarray(target_vocab.encode(ref, add_eos=True), np.int32)
+      tgt = np.asarray(start + target_vocab.encode(ref, add_eos=True), np.int32)
       if len(src) > max_source_length or len(tgt) > max_target_length:
         dropped += 1
         continue

@@ -13,7 +13,7 @@ import io
 import json
 
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.special_tokens import BOS_ID, EOS_ID, PAD_ID
+from seq2seq_jax.special_tokens import BOS_ID, EOS_ID, LANGUAGE_TOKEN, PAD_ID
 
 SPECIALS = ("<pad>", "<s>", "</s>")
 
@@ -75,6 +75,20 @@ class Vocabulary:
     out = [self.symbols[i - len(SPECIALS)] for i in content_ids(ids)]
     return self.separator.join(out)
 
+  def token_id(self, token: str) -> int:
+    """The id of one whole symbol (e.g. a language token); UsageError if the vocabulary lacks it."""
+    if token not in self._ids:
+      raise UsageError(f"the vocabulary has no token {token!r}")
+    return self._ids[token]
+
+  def language_token_ids(self) -> tuple[int, ...]:
+    """Ids of the target-language tokens (`special_tokens.language_token`) in this vocabulary."""
+    return tuple(i for s, i in self._ids.items() if LANGUAGE_TOKEN.fullmatch(s))
+
+  def with_tokens(self, tokens) -> "Vocabulary":
+    """This vocabulary with `tokens` added as whole symbols (ids in sorted order with the rest)."""
+    return Vocabulary(tuple(sorted(set(self.symbols) | set(tokens))), self.separator)
+
   def to_json(self) -> str:
     return json.dumps({"type": "symbols", "symbols": list(self.symbols), "separator": self.separator,
                        "specials": list(SPECIALS)}, ensure_ascii=False, indent=1)
@@ -112,6 +126,19 @@ class SentencePieceVocabulary:
     """ids -> detokenised text, stopping at the first EOS and skipping PAD/BOS."""
     return self._processor.decode(content_ids(ids))
 
+  def token_id(self, token: str) -> int:
+    """The id of one whole piece (e.g. a language token trained as a user-defined symbol);
+    UsageError if the model lacks it."""
+    i = self._processor.piece_to_id(token)
+    if i == len(SPECIALS) and token != self._processor.id_to_piece(i):  # unknown pieces map to UNK
+      raise UsageError(f"the vocabulary has no token {token!r}")
+    return i
+
+  def language_token_ids(self) -> tuple[int, ...]:
+    """Ids of the target-language tokens (`special_tokens.language_token`) in this vocabulary."""
+    p = self._processor
+    return tuple(i for i in range(p.get_piece_size()) if LANGUAGE_TOKEN.fullmatch(p.id_to_piece(i)))
+
   def pieces(self, ids) -> list[str]:
     """Subword strings of `ids` (for attention plots and debugging)."""
     return [self._processor.id_to_piece(int(i)) for i in ids]
@@ -127,8 +154,10 @@ class SentencePieceVocabulary:
     return hash(self.model_proto)
 
 
-def train_sentencepiece(texts, vocab_size: int, model_type: str = "unigram") -> SentencePieceVocabulary:
-  """Trains a SentencePiece model on `texts` (an iterable of str) with our special-token ids."""
+def train_sentencepiece(texts, vocab_size: int, model_type: str = "unigram",
+                        user_defined_symbols: tuple[str, ...] = ()) -> SentencePieceVocabulary:
+  """Trains a SentencePiece model on `texts` (an iterable of str) with our special-token ids;
+  `user_defined_symbols` (e.g. language tokens) become pieces of their own, right after UNK."""
   import sentencepiece as spm  # pylint: disable=g-import-not-at-top
   texts = [t for t in texts if t]
   if not texts:
@@ -138,7 +167,8 @@ def train_sentencepiece(texts, vocab_size: int, model_type: str = "unigram") -> 
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size, model_type=model_type,
         pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=len(SPECIALS), character_coverage=1.0,
-        num_threads=1, minloglevel=2, input_sentence_size=0, shuffle_input_sentence=False)
+        num_threads=1, minloglevel=2, input_sentence_size=0, shuffle_input_sentence=False,
+        **({"user_defined_symbols": list(user_defined_symbols)} if user_defined_symbols else {}))
   except RuntimeError as e:  # e.g. vocab_size larger than the corpus allows
     raise UsageError(f"SentencePiece training failed for --vocab_size={vocab_size}: {str(e).splitlines()[-1].split('] ')[-1]}") from e
   return SentencePieceVocabulary(model.getvalue())

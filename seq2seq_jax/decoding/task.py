@@ -335,6 +335,15 @@ class DecodingTask:
       raise UsageError(f"min_len + prefix ({options.min_len + len(options.prefix)}) leave no room "
                        f"below the model's limit of {model_max_length} tokens")
 
+  def with_options(self, options: DecodingOptions) -> "DecodingTask":
+    """The same model and parameters (already placed) decoding with `options`."""
+    task = DecodingTask.__new__(DecodingTask)
+    task.__dict__.update(self.__dict__, options=options)
+    if options.min_len + len(options.prefix) >= self.model_max_length - len(options.prompt):
+      raise UsageError(f"min_len + prefix ({options.min_len + len(options.prefix)}) leave no room "
+                       f"below the model's limit of {self.model_max_length} tokens")
+    return task
+
   def _attempt(self, inputs, row_ids, key, temperature: float) -> list[DecodingResult]:
     options = self.options.at_temperature(temperature)
     static = dict(options=options, bos_id=self.bos_id, eos_id=self.eos_id, model_max_length=self.model_max_length)

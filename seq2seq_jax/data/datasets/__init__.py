@@ -11,6 +11,13 @@ parallel text as "files:PREFIX": PREFIX.{train,validation,test}.tsv (source<TAB>
 or aligned PREFIX.<split>.src / .tgt files, validation optional (`parallel_files.py`).  Each side
 of a files: dataset gets characters, whitespace-separated symbols or SentencePiece, chosen from
 the training split unless the `source_tokenizer` / `target_tokenizer` options say.
+
+Both directions (the `both_directions` option; Bible, tfds: and files: datasets): every pair is
+read as source -> target and as target -> source, each example naming its `target_language`, so
+one model with one vocabulary learns both (LASER, Artetxe & Schwenk 2019, trains one encoder on
+many languages this way); the pipeline gives the decoder a target-language token
+(`special_tokens.language_token`) before the output.  Language names: the Bible's en/es, a tfds:
+dataset's fields, or a files: dataset's `source_lang` / `target_lang` options (default source/target).
 See README.md in this directory for each dataset's splits and sizes.
 """
 
@@ -37,6 +44,7 @@ SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "dev
 class Example:
   source: str
   references: tuple[str, ...]
+  target_language: str = ""  # set when a dataset is read in both directions: the token the decoder gets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +60,8 @@ class DatasetSpec:
   source_tokenizer: str = ""  # "" = `tokenizer` (pipeline.side_tokenizers reads both)
   target_tokenizer: str = ""
   content_digest: str = ""  # files: a hash of the files' content (part of the vocabulary cache key)
+  languages: tuple[str, ...] = ()  # (source, target) language names, when the dataset knows them
+  both_directions: bool = False  # read every pair both ways (`in_both_directions`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +72,11 @@ class DatasetOptions:
   test_lengths: tuple[int, int] | None = None  # synthetic: inclusive range for test
   num_train: int | None = None  # synthetic
   num_test: int | None = None  # synthetic: test and validation size
-  source_lang: str | None = None  # tfds:*: field of the source text
-  target_lang: str | None = None  # tfds:*: field of the target text
+  source_lang: str | None = None  # tfds:*: field of the source text; files:*: the source's language name
+  target_lang: str | None = None  # tfds:*: field of the target text; files:*: the target's language name
   source_tokenizer: str | None = None  # files:*: chars, symbols or sentencepiece
   target_tokenizer: str | None = None  # files:*: chars, symbols or sentencepiece
+  both_directions: bool | None = None  # Bible, tfds:*, files:*: source -> target and target -> source
 
 
 def parse_lengths(text: str) -> tuple[int, int]:
@@ -84,7 +95,8 @@ def _pair_to_example(source_field: str, target_field: str, record: dict) -> Exam
   return Example(_text(record[source_field]), (_text(record[target_field]),))
 
 
-def _translation_spec(builder, source_field: str, target_field: str, description: str) -> DatasetSpec:
+def _translation_spec(builder, source_field: str, target_field: str, description: str,
+                      languages: tuple[str, str] = ()) -> DatasetSpec:
   return DatasetSpec(
       builder=builder,
       to_example=functools.partial(_pair_to_example, source_field, target_field),
@@ -94,6 +106,7 @@ def _translation_spec(builder, source_field: str, target_field: str, description
       tokenizer="sentencepiece",
       default_vocab_size=8000,
       metrics=("bleu", "chrf"),
+      languages=languages,
   )
 
 
@@ -115,15 +128,18 @@ FIXED_DATASETS = {
         CmudictG2pG014b2b, "CMUdict G2P, the standard g014b2b train/test split (embedded, no download)"),
     "bible_en_es": _translation_spec(
         functools.partial(Bible, config="en_es"), "source", "target",
-        "Bible verses, World English Bible -> Reina-Valera 1909 (Debian sword-text-web, sword-text-sparv)"),
+        "Bible verses, World English Bible -> Reina-Valera 1909 (Debian sword-text-web, sword-text-sparv)",
+        ("en", "es")),
     "bible_es_en": _translation_spec(
         functools.partial(Bible, config="es_en"), "source", "target",
-        "Bible verses, Reina-Valera 1909 -> World English Bible (Debian sword-text-web, sword-text-sparv)"),
+        "Bible verses, Reina-Valera 1909 -> World English Bible (Debian sword-text-web, sword-text-sparv)",
+        ("es", "en")),
 }
 SYNTHETIC_OPTIONS = ("train_lengths", "test_lengths", "num_train", "num_test")
-TRANSLATION_OPTIONS = ("source_lang", "target_lang")
+TRANSLATION_OPTIONS = ("source_lang", "target_lang", "both_directions")
 FILES_PREFIX = "files:"
-FILES_OPTIONS = ("source_tokenizer", "target_tokenizer")
+FILES_OPTIONS = ("source_tokenizer", "target_tokenizer", "source_lang", "target_lang", "both_directions")
+BIBLE_OPTIONS = ("both_directions",)
 
 
 def _reject_options(name: str, options: DatasetOptions, accepted: tuple[str, ...]) -> None:
@@ -152,7 +168,7 @@ def _tfds_spec(name: str, options: DatasetOptions) -> DatasetSpec:
       tfds_translation.make_builder(full_name), options.source_lang, options.target_lang)
   return _translation_spec(
       functools.partial(tfds_translation.make_builder, full_name), source, target,
-      f"TFDS {full_name}, {source} -> {target}")
+      f"TFDS {full_name}, {source} -> {target}", (source, target))
 
 
 # A files: side's vocabulary kind -> (DatasetSpec tokenizer, separator).
@@ -182,15 +198,52 @@ def _files_spec(name: str, options: DatasetOptions) -> DatasetSpec:
       source_tokenizer=source_tokenizer,
       target_tokenizer=target_tokenizer,
       content_digest=data.digest,
+      languages=(options.source_lang or "source", options.target_lang or "target"),
   )
 
 
 DATASETS = {**FIXED_DATASETS, **{task: _synthetic_spec(task, DatasetOptions()) for task in synthetic.TASKS}}
 
 
+_LANGUAGE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _in_both_directions(name: str, spec_: DatasetSpec) -> DatasetSpec:
+  """`spec_` read in both directions; UsageError unless both sides use one kind of vocabulary and
+  the two language names are distinct words (they become the tokens <2xx>)."""
+  from seq2seq_jax.data.pipeline import side_tokenizers  # pylint: disable=g-import-not-at-top
+  source, target = side_tokenizers(spec_)
+  if (source, spec_.source_separator) != (target, spec_.target_separator):
+    raise UsageError(f"both_directions needs one kind of vocabulary on both sides; {name} has "
+                     f"{source} (separator {spec_.source_separator!r}) -> {target} (separator "
+                     f"{spec_.target_separator!r}); set --source_tokenizer and --target_tokenizer alike")
+  languages = tuple(spec_.languages)
+  if len(set(languages)) != 2 or not all(_LANGUAGE_NAME.fullmatch(lang) for lang in languages):
+    raise UsageError(f"both_directions needs two distinct language names of letters, digits, _ or -; "
+                     f"got {languages} (files: datasets: --source_lang, --target_lang)")
+  return dataclasses.replace(spec_, both_directions=True,
+                             description=f"{spec_.description}, in both directions ({languages[0]} <-> {languages[1]})")
+
+
+def in_both_directions(examples: list[Example], languages: tuple[str, str]) -> list[Example]:
+  """Each example as source -> reference (target_language = languages[1]) followed by, for each
+  reference, reference -> source (target_language = languages[0]): LASER's one model over both.
+  Reversed examples are not regrouped: two sources with one reference make two reversed examples."""
+  out = []
+  for e in examples:
+    out.append(dataclasses.replace(e, target_language=languages[1]))
+    out.extend(Example(ref, (e.source,), languages[0]) for ref in e.references)
+  return out
+
+
 def spec(name: str, options: DatasetOptions = DatasetOptions()) -> DatasetSpec:
   """How to build and read dataset `name` with `options`; UsageError for an unknown name or an
   option the dataset does not accept."""
+  out = _spec_one_way(name, options)
+  return _in_both_directions(name, out) if options.both_directions else out
+
+
+def _spec_one_way(name: str, options: DatasetOptions) -> DatasetSpec:
   if name.startswith(FILES_PREFIX):
     _reject_options(name, options, FILES_OPTIONS)
     return _files_spec(name, options)
@@ -201,7 +254,7 @@ def spec(name: str, options: DatasetOptions = DatasetOptions()) -> DatasetSpec:
     _reject_options(name, options, SYNTHETIC_OPTIONS)
     return _synthetic_spec(name, options)
   if name in FIXED_DATASETS:
-    _reject_options(name, options, ())
+    _reject_options(name, options, BIBLE_OPTIONS if name.startswith("bible_") else ())
     return FIXED_DATASETS[name]
   raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}, "
                    f"{tfds_translation.PREFIX}<tfds name>/<config>, {FILES_PREFIX}<path prefix>")
