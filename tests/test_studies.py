@@ -9,39 +9,42 @@ import pytest
 from conftest import REPO
 
 
+MODEL_COLUMNS = ["LSTM encoder-decoder (no attention)", "LSTM + additive attention", "Transformer |"]
+
+
+def run_study(script: str, task: str, out, data_dir, flags: list[str], eval_max_examples: str = "0"):
+  """Runs a study's run.sh on one XLA device and fails the test with its stderr if it fails."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES=eval_max_examples)
+  proc = subprocess.run(["bash", script, task, str(out), f"--data_dir={data_dir}", *flags],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def by_length_table(out) -> list[str]:
+  """The study's by_length.md lines, after checking that its figure was drawn."""
+  assert (out / "by_length.png").stat().st_size > 10_000
+  table = (out / "by_length.md").read_text().splitlines()
+  assert table[0].split(" | ")[2:] == MODEL_COLUMNS
+  return table
+
+
 @pytest.mark.slow
 def test_bahdanau2015_length_study_runs_end_to_end(tmp_path, data_dir):
   out = tmp_path / "reverse"
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  proc = subprocess.run(
-      ["bash", "experiments/bahdanau2015_length/run.sh", "reverse", str(out), f"--data_dir={data_dir}",
-       "--num_train_steps=4", "--eval_every_steps=2", "--num_train_examples=200", "--num_test_examples=41",
-       "--length_buckets=48"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert (out / "by_length.png").stat().st_size > 10_000
-  table = (out / "by_length.md").read_text().splitlines()
-  assert table[0].split(" | ")[2:] == ["LSTM encoder-decoder (no attention)", "LSTM + additive attention",
-                                       "Transformer |"]
-  lengths = [int(row.split(" | ")[0].strip("| ")) for row in table[3:]]
+  run_study("experiments/bahdanau2015_length/run.sh", "reverse", out, data_dir,
+            ["--num_train_steps=4", "--eval_every_steps=2", "--num_train_examples=200", "--num_test_examples=41",
+             "--length_buckets=48"])
+  lengths = [int(row.split(" | ")[0].strip("| ")) for row in by_length_table(out)[3:]]
   assert lengths and max(lengths) > 20  # tested beyond the longest training length
 
 
 @pytest.mark.slow
 def test_bahdanau2015_length_bible_study_runs_end_to_end(tmp_path, data_dir):
   out = tmp_path / "bible"
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES="24")
-  proc = subprocess.run(
-      ["bash", "experiments/bahdanau2015_length/run.sh", "bible", str(out), f"--data_dir={data_dir}",
-       "--num_train_steps=2", "--vocab_size=300", "--hidden_size=16", "--embedding_size=8", "--d_model=16",
-       "--d_ff=32", "--num_heads=2", "--num_layers=1", "--max_tokens=512", "--length_buckets=96",
-       "--max_test_examples=8", "--max_eval_examples=8"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert (out / "by_length.png").stat().st_size > 10_000
-  table = (out / "by_length.md").read_text().splitlines()
-  assert table[0].split(" | ")[2:] == ["LSTM encoder-decoder (no attention)", "LSTM + additive attention",
-                                       "Transformer |"]
+  run_study("experiments/bahdanau2015_length/run.sh", "bible", out, data_dir,
+            ["--num_train_steps=2", "--vocab_size=300", "--num_layers=1", "--max_tokens=512", "--length_buckets=96",
+             "--max_test_examples=8", "--max_eval_examples=8"], eval_max_examples="24")
+  assert "BLEU" in by_length_table(out)[2]
   verse = (out / "long_verse.txt").read_text().strip()
   assert 20 <= len(verse.split()) <= 50
   heatmaps = list((out / "heatmap").glob("*.png"))
@@ -51,13 +54,9 @@ def test_bahdanau2015_length_bible_study_runs_end_to_end(tmp_path, data_dir):
 @pytest.mark.slow
 def test_sutskever2014_reverse_study_runs_end_to_end(tmp_path, data_dir):
   out = tmp_path / "g2p"
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES="16")
-  proc = subprocess.run(
-      ["bash", "experiments/sutskever2014_reverse/run.sh", "g2p", str(out), f"--data_dir={data_dir}",
-       "--num_train_steps=2", "--hidden_size=16", "--embedding_size=8", "--batch_size=16", "--length_buckets=32",
-       "--max_test_examples=16", "--max_eval_examples=16"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  run_study("experiments/sutskever2014_reverse/run.sh", "g2p", out, data_dir,
+            ["--num_train_steps=2", "--hidden_size=16", "--embedding_size=8", "--batch_size=16", "--length_buckets=32",
+             "--max_test_examples=16", "--max_eval_examples=16"], eval_max_examples="16")
   table = (out / "table.md").read_text().splitlines()
   assert [line.split(" | ")[0] for line in table[2:]] == ["| forward", "| reversed"]
   assert "test WER" in table[0]

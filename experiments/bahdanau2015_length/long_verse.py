@@ -1,7 +1,7 @@
 r"""Prints the longest test source a trained workdir accepts (at most --max_words words), for the
 alignment heatmap of one long sentence (Bahdanau et al. 2015, Fig. 3).
 
-  python experiments/bahdanau2015_length/long_verse.py --workdir=W --max_words=50 > verse.txt
+  python -m experiments.bahdanau2015_length.long_verse --workdir=W --max_words=50 > verse.txt
 """
 
 import argparse

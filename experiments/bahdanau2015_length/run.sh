@@ -19,7 +19,7 @@ if [ $# -gt 0 ] && [[ $1 != --* ]]; then out=$1; shift; fi
 experiments/run_recipes.sh experiments/bahdanau2015_length "$task" "$out" "$@"
 python experiments/bahdanau2015_length/plot.py --out_dir="$out" --task="$task"
 if [ "$task" = bible ]; then
-  python experiments/bahdanau2015_length/long_verse.py --workdir="$out/rnn_attention" > "$out/long_verse.txt"
+  python -m experiments.bahdanau2015_length.long_verse --workdir="$out/rnn_attention" > "$out/long_verse.txt"
   python -m experiments.decode --workdir="$out/rnn_attention" --input_file="$out/long_verse.txt" \
     --beam_size=4 --length_penalty=0.6 --max_len_a=1.5 --max_len_b=10 --plot_attention="$out/heatmap" \
     --output_file="$out/long_verse.out"
