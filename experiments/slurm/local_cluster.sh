@@ -69,8 +69,8 @@ CONF
   if [ -f "$CONF" ] && cmp -s "$CONF" "$CONF.new"; then rm "$CONF.new"; else mv "$CONF.new" "$CONF"; fi
 }
 
-running() {  # running PIDFILE: the daemon whose pid the file names is alive
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+running() {  # running PIDFILE NAME: the file names a live process called NAME
+  [ -f "$1" ] && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$2" ]
 }
 
 start_munge() {
@@ -84,7 +84,7 @@ start_munge() {
   mkdir -p /run/munge /var/lib/munge /var/log/munge
   chown munge:munge /run/munge /var/lib/munge /var/log/munge
   chmod 755 /run/munge
-  runuser -u munge -- munged
+  runuser -u munge -- munged || return 1
   echo started > "$DIR/munged.ours"
 }
 
@@ -103,24 +103,24 @@ wait_for_idle() {
   return 1
 }
 
-start() {
+start() {  # every step says why it fails and returns 1 (also where `start || ...` turns off set -e)
   if [ "$(id -u)" != 0 ]; then say "needs root (the daemons run as root)"; return 1; fi
-  install_packages
-  mkdir -p "$DIR"
+  install_packages || { say "could not install slurm-wlm and munge"; return 1; }
+  mkdir -p "$DIR" || return 1
   local before=""; [ -f "$CONF" ] && before=$(cat "$CONF")
-  write_config
+  write_config || return 1
   if [ "$before" != "$(cat "$CONF")" ]; then stop_daemons; fi
-  start_munge
-  running "$DIR/slurmctld.pid" || slurmctld -i
-  running "$DIR/slurmd.pid" || slurmd
-  wait_for_idle
+  start_munge || { say "munged did not start"; return 1; }
+  running "$DIR/slurmctld.pid" slurmctld || slurmctld -i || { say "slurmctld did not start: $(tail -3 "$DIR/slurmctld.log" 2>/dev/null)"; return 1; }
+  running "$DIR/slurmd.pid" slurmd || slurmd || { say "slurmd did not start: $(tail -3 "$DIR/slurmd.log" 2>/dev/null)"; return 1; }
+  wait_for_idle || return 1
   say "running; use it with: export SLURM_CONF=$CONF"
 }
 
 stop_daemons() {
   local name pid
   for name in slurmd slurmctld; do
-    if running "$DIR/$name.pid"; then
+    if running "$DIR/$name.pid" "$name"; then
       pid=$(cat "$DIR/$name.pid")
       kill "$pid"
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -129,7 +129,7 @@ stop_daemons() {
 }
 
 stop() {
-  if running "$DIR/slurmctld.pid" && [ -n "$(squeue -h -o %A 2>/dev/null)" ]; then
+  if running "$DIR/slurmctld.pid" slurmctld && [ -n "$(squeue -h -o %A 2>/dev/null)" ]; then
     scancel --full $(squeue -h -o %A | sort -u) 2>/dev/null || true  # this cluster's jobs are ours
     for _ in $(seq 1 40); do [ -z "$(squeue -h -o %A 2>/dev/null)" ] && break; sleep 1; done
   fi
