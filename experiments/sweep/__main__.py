@@ -44,6 +44,21 @@ seeds.  The exit status is 1 if any run failed, 2 for a bad command line, 0 othe
 
 --parallel=N runs N processes at once; each one uses every CPU core it finds, so on a small machine
 more than one at a time mostly trades speed per run for overlap of start-up and evaluation.
+
+On SLURM (--launcher=slurm): the runs without results are submitted with sbatch as one job array,
+one task per run (script: OUT_DIR/slurm/job_array.sbatch; --dry_run prints it and submits nothing),
+each task asking for --slurm_partition, --slurm_time, --slurm_cpus_per_task, --slurm_gpus_per_task
+and any --slurm_additional_parameters=NAME=VALUE (an sbatch option); --parallel, when given, caps
+the tasks running at once.  A task writes the run's log.txt and status.json as a local run does;
+SLURM's own output goes to OUT_DIR/slurm/JOB_TASK.out.  The command waits for the tasks to leave the
+queue and writes the same results.csv, results.md and plots (--nowait: submit and return; Ctrl-C
+stops waiting, not the tasks).  Run it again: runs with results are skipped, runs still queued are
+waited for, the others (failed, cancelled, preempted, never run) are submitted again and resume
+from their latest checkpoint.  SIGTERM (scancel, preemption, or 120 s before --slurm_time) makes
+training save a checkpoint and stop.
+
+  python -m experiments.sweep --launcher=slurm --slurm_partition=cpu --slurm_time=4:00:00 \
+      --slurm_cpus_per_task=8 --base_flagfile=base.flags --grid=num_heads=1,4,8 --out_dir=runs/h
 """
 
 import difflib
