@@ -24,6 +24,7 @@ from conftest import REPO
 from experiments.sweep import plan, slurm
 from seq2seq_jax import workdir as workdir_lib
 from seq2seq_jax.errors import UsageError
+from seq2seq_jax.training import parallel
 
 TINY_BASE = """\
 # about 100 quick steps: long enough to be cancelled after a checkpoint
@@ -148,6 +149,15 @@ def test_slurm_flags_with_the_local_launcher_are_refused(tmp_path):
   base.write_text(TINY_BASE)
   proc = sweep(f"--base_flagfile={base}", f"--out_dir={tmp_path / 'out'}", "--slurm_time=10", check_rc=2)
   assert proc.stderr.strip() == "error: --slurm_time applies to --launcher=slurm only"
+
+
+def test_only_srun_tasks_start_jax_distributed():
+  """The SLURM variables of a batch script (sbatch -n2) and of a task of `srun -n2` in it, as the
+  one-node cluster sets them: only the srun task is one of several processes."""
+  batch = {"SLURM_JOB_ID": "18", "SLURM_LOCALID": "0", "SLURM_NTASKS": "2", "SLURM_PROCID": "0"}
+  task = {**batch, "SLURM_STEP_ID": "0", "SLURM_STEP_NODELIST": "vm", "SLURM_STEP_NUM_TASKS": "2"}
+  assert parallel.cluster_from_environment(batch) is None
+  assert parallel.cluster_from_environment(task) == "slurm"
 
 
 # ----------------------------------------------------------------------------- on a real cluster

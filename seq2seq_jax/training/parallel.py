@@ -30,7 +30,9 @@ def cluster_from_environment(env) -> str | None:
   Only launches with more than one process count: JAX_COORDINATOR_ADDRESS set; SLURM (srun with
   SLURM_NTASKS > 1); Open MPI (mpirun, OMPI_COMM_WORLD_SIZE > 1); a TPU pod slice (more than one
   host in TPU_PROCESS_ADDRESSES / TPU_WORKER_HOSTNAMES).  These are the environments in which
-  `jax.distributed.initialize()` finds its arguments by itself.
+  `jax.distributed.initialize()` finds its arguments by itself.  Under SLURM only the tasks of an
+  `srun` step count (they have SLURM_STEP_NODELIST): a batch script's own process is one process
+  even in an allocation of several tasks.
   """
   if env.get("JAX_COORDINATOR_ADDRESS"):
     return "jax"
