@@ -3,7 +3,7 @@
 The tests without a mark check the job script and the sweep's SLURM flags without a cluster.  The
 tests marked `slurm` submit to a real cluster: `.ci/run` starts a one-node one with
 `experiments/slurm/local_cluster.sh run python -m pytest -q -m slurm`; with no cluster they are
-skipped, saying why.  experiments.train processes they start (tiny Transformer, 100 steps, one CPU
+skipped, saying why.  experiments.train processes they start (tiny Transformer, 200 steps, one CPU
 device each): 2 for the local reference sweep, 2 for the SLURM sweep, 3 for the sweep with a
 cancelled run, 1 + 2 x 2 for the srun test.
 """
@@ -27,9 +27,9 @@ from seq2seq_jax.errors import UsageError
 from seq2seq_jax.training import parallel
 
 TINY_BASE = """\
-# about 100 quick steps: long enough to be cancelled after a checkpoint
---num_train_steps=100
---eval_every_steps=100
+# 200 quick steps: long enough to be cancelled between its first checkpoint and its end
+--num_train_steps=200
+--eval_every_steps=200
 --checkpoint_every_steps=10
 --log_every_steps=10
 --warmup_steps=2
@@ -273,7 +273,7 @@ def test_srun_two_processes_preempted_and_requeued_end_with_one_processs_paramet
 
   def params(w):
     manager, step = workdir_lib.select_checkpoint(str(w), "latest")
-    assert step == 100
+    assert step == 200
     return {jax.tree_util.keystr(k): np.asarray(v) for k, v in
             jax.tree_util.tree_flatten_with_path(workdir_lib.restore_params(manager, step, use_ema=False))[0]}
 
