@@ -8,7 +8,7 @@
 #
 # Needs root (the daemons run as root).  Everything lives in $SLURM_LOCAL_DIR (default
 # /tmp/seq2seq_jax_slurm): slurm.conf, state, spool, pid and log files.  The node offers every CPU of
-# this machine (`nproc`), one partition `debug`; jobs run as root without cgroups
+# this machine (`nproc`) on 127.0.0.1 only, one partition `debug`; jobs run as root without cgroups
 # (proctrack/linuxproc, task/none) and without accounting.  Commands find it through
 # SLURM_CONF=$SLURM_LOCAL_DIR/slurm.conf (`start` prints the line to export).
 # `start` is idempotent: a running cluster with the same configuration is left as it is.
@@ -37,7 +37,7 @@ write_config() {
   mkdir -p "$DIR/state" "$DIR/spool"
   cat > "$CONF.new" <<CONF
 ClusterName=seq2seq_jax_local
-SlurmctldHost=$NODE
+SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=${SLURM_LOCAL_CTLD_PORT:-6817}
@@ -63,7 +63,7 @@ ReturnToService=2
 KillWait=30
 MinJobAge=30
 SlurmdTimeout=60
-NodeName=$NODE CPUs=$cpus RealMemory=$memory State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
   if [ -f "$CONF" ] && cmp -s "$CONF" "$CONF.new"; then rm "$CONF.new"; else mv "$CONF.new" "$CONF"; fi
