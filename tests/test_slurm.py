@@ -244,16 +244,18 @@ def test_run_cancelled_by_scancel_is_resubmitted_and_ends_as_an_uninterrupted_on
 @pytest.mark.slurm
 def test_srun_two_processes_preempted_and_requeued_end_with_one_processs_parameters(cluster, base_flags, tmp_path):
   """experiments/slurm/train.sbatch on one node with two tasks (one CPU device each, finding each
-  other from SLURM's environment), sent SIGTERM after its first checkpoint: it saves, requeues
-  itself, resumes, and ends with the parameters of one process with two devices (atol 1e-5, as
-  tests/test_scale.py's two processes on localhost)."""
+  other from SLURM's environment; a data_dir of their own, which process 0 prepares while the other
+  waits), sent SIGTERM after its first checkpoint: it saves, requeues itself, resumes, and ends
+  with the parameters of one process with two devices (atol 1e-5, as tests/test_scale.py's two
+  processes on localhost)."""
   one = subprocess.Popen([sys.executable, "-m", "experiments.train", f"--flagfile={base_flags}",
                           f"--workdir={tmp_path / 'one'}"], cwd=REPO, env=environment(devices=2),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   output = tmp_path / "slurm.out"
   submitted = subprocess.run(["sbatch", "--parsable", "--nodes=1", "--ntasks-per-node=2", "--time=15",
                               f"--output={output}", "experiments/slurm/train.sbatch", f"--flagfile={base_flags}",
-                              f"--workdir={tmp_path / 'srun'}"], cwd=REPO, env=cluster, capture_output=True,
+                              f"--workdir={tmp_path / 'srun'}", f"--data_dir={tmp_path / 'data'}"],
+                             cwd=REPO, env=cluster, capture_output=True,
                              text=True, check=True)
   job = submitted.stdout.strip().split(";")[0]
   try:
@@ -270,6 +272,7 @@ def test_srun_two_processes_preempted_and_requeued_end_with_one_processs_paramet
   assert "stopped by SIGTERM after step" in text and "requeueing job" in text, text[-3000:]
   assert "(restart 1)" in text and "devices: 2; resuming at step" in text, text[-3000:]
   assert (tmp_path / "srun" / "results.json").exists(), text[-3000:]
+  assert text.count("Downloading and preparing dataset") == 1, text[-3000:]  # by process 0 alone
 
   def params(w):
     manager, step = workdir_lib.select_checkpoint(str(w), "latest")
