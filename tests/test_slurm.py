@@ -160,6 +160,13 @@ def test_only_srun_tasks_start_jax_distributed():
   assert parallel.cluster_from_environment(task) == "slurm"
 
 
+def test_chief_first_with_one_process_just_calls():
+  calls = []
+  assert parallel.chief_first("prepare", lambda: calls.append(1) or "ready") == "ready"
+  parallel.wait_for_processes("nothing_to_wait_for")
+  assert calls == [1]
+
+
 # ----------------------------------------------------------------------------- on a real cluster
 
 @pytest.fixture(scope="module")
