@@ -240,7 +240,7 @@ def test_run_cancelled_by_scancel_is_resubmitted_and_ends_as_an_uninterrupted_on
   assert not (out / H1 / "results.json").exists()
 
   second = sweep(*args, env=cluster, check_rc=0)
-  assert f"skip h2,num_heads=2,seed=0: results.json exists" in second.stdout and "submitted 1 as" in second.stdout
+  assert "skip h2,num_heads=2,seed=0: results.json exists" in second.stdout and "submitted 1 as" in second.stdout
   log = (out / H1 / "log.txt").read_text()
   assert log.count("=== ") == 2
   if status["returncode"] == 75:  # stopped after a checkpoint (not while starting up): it resumed from it
