@@ -44,16 +44,33 @@ seeds.  The exit status is 1 if any run failed, 2 for a bad command line, 0 othe
 
 --parallel=N runs N processes at once; each one uses every CPU core it finds, so on a small machine
 more than one at a time mostly trades speed per run for overlap of start-up and evaluation.
+
+On SLURM (--launcher=slurm): the runs without results are submitted with sbatch as one job array,
+one task per run (script: OUT_DIR/slurm/job_array.sbatch; --dry_run prints it and submits nothing),
+each task asking for --slurm_partition, --slurm_time, --slurm_cpus_per_task, --slurm_gpus_per_task
+and any --slurm_additional_parameters=NAME=VALUE (an sbatch option); --parallel, when given, caps
+the tasks running at once.  A task writes the run's log.txt and status.json as a local run does;
+SLURM's own output goes to OUT_DIR/slurm/JOB_TASK.out.  The command waits for the tasks to leave the
+queue and writes the same results.csv, results.md and plots (--nowait: submit and return; Ctrl-C
+stops waiting, not the tasks).  Run it again: runs with results are skipped, runs still queued are
+waited for, the others (failed, cancelled, preempted, never run) are submitted again and resume
+from their latest checkpoint.  SIGTERM (scancel, preemption, or 120 s before --slurm_time) makes
+training save a checkpoint and stop.
+
+  python -m experiments.sweep --launcher=slurm --slurm_partition=cpu --slurm_time=4:00:00 \
+      --slurm_cpus_per_task=8 --base_flagfile=base.flags --grid=num_heads=1,4,8 --out_dir=runs/h
 """
 
 import difflib
+import json
 import os
 import shlex
 import sys
+import time
 
 from absl import app, flags
 
-from experiments.sweep import launch, plan, report
+from experiments.sweep import launch, plan, report, slurm
 from seq2seq_jax.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -68,11 +85,26 @@ flags.DEFINE_multi_string("seeds_for", [], "NAME:N: the named run NAME gets N se
 flags.DEFINE_string("out_dir", None, "Sweep directory: one workdir per run, results.csv/.md, plots/.")
 flags.DEFINE_integer("parallel", 1, "Training processes at once.")
 flags.DEFINE_bool("dry_run", False, "Print the commands, one per line, and run nothing.")
+flags.DEFINE_enum("launcher", "local", ["local", "slurm"], "local: training processes on this machine "
+                  "(--parallel at a time); slurm: one SLURM job array, one task per run (sbatch).")
+flags.DEFINE_string("slurm_partition", "", "--launcher=slurm: the partition (default: the cluster's).")
+flags.DEFINE_string("slurm_time", "", "--launcher=slurm: each task's time limit, e.g. 4:00:00; SIGTERM "
+                    f"comes {slurm.SIGNAL_SECONDS} s before it (a checkpoint is saved; run the sweep again).")
+flags.DEFINE_integer("slurm_cpus_per_task", 0, "--launcher=slurm: CPUs per task (0: the cluster's default).")
+flags.DEFINE_integer("slurm_gpus_per_task", 0, "--launcher=slurm: GPUs per task (0: none asked for).")
+flags.DEFINE_multi_string("slurm_additional_parameters", [], "--launcher=slurm: another sbatch option, "
+                          "NAME=VALUE or NAME without dashes, e.g. mem=16G or exclusive (repeatable).")
+flags.DEFINE_bool("wait", True, "--launcher=slurm: wait for the job array to end, then write the tables; "
+                  "--nowait submits and returns (run the same command again to collect).")
 flags.DEFINE_string("extra_flags", "", "Training flags added to every run after the base flagfile "
                     "(shell syntax, e.g. '--num_train_steps=10 --eval_every_steps=10'); flags "
                     "after `--` on the command line are added too.")
 
-SWEEP_FLAGS = ("base_flagfile", "grid", "runs", "seeds", "seeds_for", "out_dir", "parallel", "dry_run", "extra_flags")
+SWEEP_FLAGS = ("base_flagfile", "grid", "runs", "seeds", "seeds_for", "out_dir", "parallel", "dry_run", "extra_flags",
+               "launcher", "slurm_partition", "slurm_time", "slurm_cpus_per_task", "slurm_gpus_per_task",
+               "slurm_additional_parameters", "wait")
+SLURM_FLAGS = ("slurm_partition", "slurm_time", "slurm_cpus_per_task", "slurm_gpus_per_task",
+               "slurm_additional_parameters", "wait")
 
 
 def train_flag_checker():
@@ -178,12 +210,101 @@ def write_tables(runs, grid_flags):
   return rows
 
 
+def slurm_options() -> slurm.SlurmOptions:
+  """SlurmOptions from the --slurm_* flags (--parallel, when given, caps the tasks running at once);
+  UsageError for a --slurm_* flag given with --launcher=local."""
+  if FLAGS.launcher != "slurm":
+    given = [name for name in SLURM_FLAGS if FLAGS[name].present]
+    if given:
+      raise UsageError(f"--{given[0]} applies to --launcher=slurm only")
+    return slurm.SlurmOptions()
+  options = slurm.SlurmOptions(
+      partition=FLAGS.slurm_partition, time=FLAGS.slurm_time, cpus_per_task=FLAGS.slurm_cpus_per_task,
+      gpus_per_task=FLAGS.slurm_gpus_per_task, additional_parameters=tuple(FLAGS.slurm_additional_parameters),
+      max_running=FLAGS.parallel if FLAGS["parallel"].present else 0)
+  options.check()
+  return options
+
+
+def wait_for_tasks(task_ids: list, poll_s: float = 2.0) -> None:
+  """Polls squeue until none of the array tasks `task_ids` is queued, printing each change of counts."""
+  last = None
+  while True:
+    states = slurm.queued()
+    mine = [states[t] for t in task_ids if t in states]
+    if not mine:
+      return
+    summary = ", ".join(f"{mine.count(state)} {state.lower()}" for state in sorted(set(mine)))
+    if summary != last:
+      print(f"slurm: {summary}", flush=True)
+      last = summary
+    time.sleep(poll_s)
+
+
+def run_on_slurm(runs, commands, grid_flags, options) -> int:
+  """Submits the runs without results that are not queued already as one job array, waits for the
+  sweep's tasks to leave the queue (unless --nowait) and writes the tables.  Returns the exit status."""
+  out_dir = FLAGS.out_dir
+  jobs = slurm.read_jobs(out_dir)
+  in_queue = slurm.queued() if jobs else {}
+  done = [run for run in runs if launch.is_done(out_dir, run)]
+  waiting = [run for run in runs if run not in done and jobs.get(run.name) in in_queue]
+  todo = [run for run in runs if run not in done and run not in waiting]
+  tasks = {i: (os.path.join(out_dir, run.name), commands[run.name]) for i, run in enumerate(runs) if run in todo}
+  job_name = f"sweep:{os.path.basename(os.path.abspath(out_dir))}"
+  script = slurm.job_script(tasks, options, job_name, out_dir, os.getcwd(), sys.executable)
+  if FLAGS.dry_run:
+    print(script if todo else "# nothing to submit", end="")
+    print(f"# {len(runs)} runs; {len(done)} have results.json, {len(waiting)} are queued; "
+          f"{len(todo)} would be submitted as one job array", file=sys.stderr)
+    return 0
+  for run in done:
+    print(f"skip {run.name}: results.json exists")
+  for run in waiting:
+    print(f"wait {run.name}: SLURM task {jobs[run.name]} is {in_queue[jobs[run.name]].lower()}")
+  submitted = {}
+  if todo:
+    os.makedirs(os.path.join(out_dir, "slurm"), exist_ok=True)
+    path = os.path.join(out_dir, "slurm", slurm.SCRIPT_FILE)
+    with open(path, "w") as f:
+      f.write(script)
+    job = slurm.submit(path)
+    submitted = {run.name: f"{job}_{i}" for i, run in enumerate(runs) if run in todo}
+    slurm.record_jobs(out_dir, submitted)
+  print(f"sweep: {len(runs)} runs, {len(done)} done, {len(waiting)} queued, submitted {len(todo)}"
+        + (f" as SLURM job array {job} ({path})" if todo else "")
+        + f"; logs in {out_dir}/<run>/log.txt", flush=True)
+  every_task = {**jobs, **submitted}
+  pending = {run.name: every_task[run.name] for run in todo + waiting}
+  if not FLAGS.wait:
+    print("--nowait: run the same command again to collect the results")
+    return 0
+  try:
+    wait_for_tasks(list(pending.values()))
+  except KeyboardInterrupt:
+    print("\nstopped waiting; the SLURM tasks go on: run the same command again to collect the results")
+    return 130
+  for name, task in pending.items():
+    output = slurm.slurm_output(out_dir, task)
+    text = open(output, errors="replace").read() if os.path.exists(output) else ""
+    status = slurm.ended_without_result(os.path.join(out_dir, name), task, text)
+    if status is not None:
+      os.makedirs(os.path.join(out_dir, name), exist_ok=True)
+      with open(os.path.join(out_dir, name, plan.STATUS_FILE), "w") as f:
+        json.dump(status, f, indent=1)
+  rows = write_tables(runs, grid_flags)
+  return 1 if any(row.status in ("failed", "partial") for row in rows) else 0
+
+
 def main(argv):
   try:
     runs, commands, record, grid_flags = plan_sweep(train_flag_checker(), argv[1:])
     plan.check_sweep_record(FLAGS.out_dir, record, write=not FLAGS.dry_run)
     if FLAGS.parallel < 1:
       raise UsageError(f"--parallel must be a positive integer, got {FLAGS.parallel}")
+    options = slurm_options()
+    if FLAGS.launcher == "slurm":
+      sys.exit(run_on_slurm(runs, commands, grid_flags, options))
   except UsageError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -201,7 +201,8 @@ def train_and_evaluate(config: TrainConfig) -> dict:
 def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dict:
   options = datasets.DatasetOptions(**config.dataset_options)
   spec = datasets.spec(config.dataset, options)
-  splits = datasets.load(config.dataset, config.data_dir, options)
+  # Process 0 prepares the dataset and the vocabularies in the shared data_dir; the others read them.
+  splits = parallel.chief_first("prepare_dataset", lambda: datasets.load(config.dataset, config.data_dir, options))
   examples = {name: pipeline.read_examples(source, spec) for name, source in splits.items()}
   check_best_metric(config, spec)
   if config.init_from:
@@ -209,9 +210,9 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
     check_vocabulary_covers(examples, vocabs, config.init_from)
   else:
     init_params = None
-    vocabs = pipeline.build_vocabularies(
+    vocabs = parallel.chief_first("build_vocabularies", lambda: pipeline.build_vocabularies(
         examples["train"], spec, config.vocab_size, config.shared_vocab, cache_dir=config.data_dir,
-        cache_key={"dataset": config.dataset, "options": config.dataset_options})
+        cache_key={"dataset": config.dataset, "options": config.dataset_options}))
   model_config, model = models.build_model(
       config.model, source_vocab_size=vocabs[0].size, target_vocab_size=vocabs[1].size,
       **config.model_hparams, **model_dtype(config))

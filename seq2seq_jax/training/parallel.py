@@ -30,7 +30,9 @@ def cluster_from_environment(env) -> str | None:
   Only launches with more than one process count: JAX_COORDINATOR_ADDRESS set; SLURM (srun with
   SLURM_NTASKS > 1); Open MPI (mpirun, OMPI_COMM_WORLD_SIZE > 1); a TPU pod slice (more than one
   host in TPU_PROCESS_ADDRESSES / TPU_WORKER_HOSTNAMES).  These are the environments in which
-  `jax.distributed.initialize()` finds its arguments by itself.
+  `jax.distributed.initialize()` finds its arguments by itself.  Under SLURM only the tasks of an
+  `srun` step count (they have SLURM_STEP_NODELIST): a batch script's own process is one process
+  even in an allocation of several tasks.
   """
   if env.get("JAX_COORDINATOR_ADDRESS"):
     return "jax"
@@ -71,6 +73,30 @@ def sync_processes(name: str) -> None:
   """Waits until every process reaches the barrier `name` (nothing to wait for with one process)."""
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
+
+
+def wait_for_processes(name: str, timeout_s: int = 4 * 3600) -> None:
+  """Waits until every process reaches the barrier `name` of jax.distributed's coordination service.
+
+  Unlike `sync_processes` this runs no device collective, whose set-up gives up when a process is
+  more than about 30 s late (on CPU, gloo's "GetKeyValue() timed out"): use it around work that
+  one process does alone for longer, such as preparing a dataset the others then read.
+  """
+  if jax.process_count() > 1:
+    from jax._src import distributed  # pylint: disable=g-import-not-at-top  (no public barrier without devices)
+    distributed.global_state.client.wait_at_barrier(name, timeout_s * 1000)
+
+
+def chief_first(name: str, fn):
+  """fn() in process 0, then, once it returned, in every other process (fn()'s result in each).
+
+  For work that writes to a shared directory once and reads it after, e.g. a dataset prepared in a
+  shared --data_dir: the other processes find it ready instead of writing it at the same time."""
+  if jax.process_count() == 1:
+    return fn()
+  result = fn() if jax.process_index() == 0 else None
+  wait_for_processes(name)
+  return result if jax.process_index() == 0 else fn()
 
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:
