@@ -1,0 +1,123 @@
+"""speech_transformer: cached decoding equals teacher forcing over audio, padding changes no
+output (encoder, logits, greedy, beam, sampling), one train step through the generic step."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seq2seq_jax.decoding.task import DecodingOptions, DecodingTask
+from seq2seq_jax.errors import UsageError
+from seq2seq_jax.models import audio, build_model
+from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
+from tests.test_transformer import assert_cached_decoding_equals_full_recomputation
+
+TGT_V = 13
+FRONTENDS = [dict(frontend="conv"), dict(frontend="res2net", res2net_blocks=1, res2net_scale=4,
+                                         squeeze_excitation=True, se_bottleneck=8)]
+
+
+def tiny(**kw):
+  hp = dict(d_model=32, num_heads=4, d_ff=64, num_encoder_layers=1, num_decoder_layers=1, dropout=0.0,
+            n_mels=24, max_len=16)
+  hp.update(kw)
+  return build_model("speech_transformer", source_vocab_size=0, target_vocab_size=TGT_V, **hp)[1]
+
+
+def utterances(lengths, seed=0):
+  """Random 16-bit 'audio' of the given lengths (ending in a non-zero sample), one row each."""
+  rng = np.random.default_rng(seed)
+  rows = []
+  for n in lengths:
+    x = (3000 * rng.standard_normal(n)).astype(np.int16)
+    x[-1] = 77
+    rows.append(x)
+  return rows
+
+
+def pad(rows, width=None):
+  width = width or max(len(r) for r in rows)
+  out = np.zeros((len(rows), width), np.int16)
+  for i, r in enumerate(rows):
+    out[i, :len(r)] = r
+  return out
+
+
+def targets_for(batch, length=6, seed=1):
+  t = np.random.default_rng(seed).integers(3, TGT_V, (batch, length)).astype(np.int32)
+  t[:, -1] = 2
+  return jnp.asarray(t)
+
+
+@pytest.fixture(scope="module", params=range(len(FRONTENDS)), ids=["conv", "res2net"])
+def speech_model(request):
+  model = tiny(**FRONTENDS[request.param])
+  inputs = jnp.asarray(pad(utterances([2400, 1700, 2100])))
+  params = model.init(jax.random.key(0), inputs, targets_for(3))["params"]
+  return model, params
+
+
+def test_cached_decoding_equals_teacher_forcing(speech_model):
+  model, params = speech_model
+  inputs = jnp.asarray(pad(utterances([2400, 1700, 2100], seed=2)))
+  assert_cached_decoding_equals_full_recomputation(model, params, inputs, targets_for(3, 7, seed=3),
+                                                   tolerance=2e-5)
+
+
+def test_encoded_frames_and_logits_do_not_see_padding(speech_model):
+  model, params = speech_model
+  rows = utterances([2400, 1700, 2100], seed=4)
+  batch = pad(rows, 3000)
+  targets = targets_for(3)
+  encoded = model.apply({"params": params}, jnp.asarray(batch), method=model.encode)
+  logits = model.apply({"params": params}, jnp.asarray(batch), targets)
+  for i, row in enumerate(rows):
+    frames = audio.conv_output_length(len(row) // audio.HOP_LENGTH)
+    alone = model.apply({"params": params}, jnp.asarray(row[None]), method=model.encode)
+    assert alone.shape[1] == frames
+    np.testing.assert_allclose(encoded[i, :frames], alone[0], atol=2e-5)
+    assert not np.any(np.asarray(encoded[i, frames:]))
+    np.testing.assert_allclose(logits[i], model.apply({"params": params}, jnp.asarray(row[None]), targets[i:i + 1])[0],
+                               atol=2e-5)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(beam_size=3), dict(temperature=0.8, best_of=2)],
+                         ids=["greedy", "beam", "sampling"])
+def test_one_padded_batch_decodes_exactly_as_each_utterance_alone(speech_model, options):
+  model, params = speech_model
+  rows = utterances([2400, 1700, 2100, 900], seed=5)
+  settings = dict(max_len_a=0.0, max_len_b=8, compression_ratio_threshold=None, logprob_threshold=None)
+  task = DecodingTask(model, params, DecodingOptions(**settings, **options), bos_id=1, eos_id=2,
+                      detokenize=lambda ids: " ".join(map(str, ids)), model_max_length=16)
+  together = task.run(pad(rows, 2600))
+  for i, row in enumerate(rows):
+    alone = task._attempt(row[None], np.asarray([i]), jax.random.fold_in(jax.random.key(0), 0),
+                          task.options.temperatures[0])[0]
+    assert alone.tokens == together[i].tokens
+    assert alone.sum_logprob == pytest.approx(together[i].sum_logprob, abs=1e-4)
+
+
+def test_trailing_silence_is_padding():
+  """An utterance's audio ends at its last non-zero sample: exact zeros after it are padding."""
+  assert int(audio.sample_lengths(jnp.asarray(pad(utterances([500]), 900)))[0]) == 500
+
+
+def test_one_train_step_through_the_generic_step():
+  model = tiny(frontend="res2net", res2net_blocks=1, dropout=0.1)
+  inputs = pad(utterances([1600, 1200]))
+  targets = np.asarray(targets_for(2))
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  tx = state_lib.adam(state_lib.learning_rate_schedule("constant", 32, 1, 1e-3, 10))
+  state = parallel.replicate(state_lib.create_train_state(model, jax.random.key(0), inputs.shape,
+                                                          targets.shape, tx), mesh)
+  train = parallel.data_parallel(step_lib.train_step, mesh, batch_argnums=(1,), label_smoothing=0.1)
+  # create_train_state initialises from int32 zeros: the parameters do not depend on the input dtype.
+  state, sums = train(state, {"inputs": inputs.astype(np.int32), "targets": targets}, jax.random.key(0, impl="rbg"))
+  assert np.isfinite(step_lib.metrics_from_sums(sums)["loss"])
+
+
+def test_configuration_errors_are_usage_errors():
+  with pytest.raises(UsageError, match="frontend"):
+    tiny(frontend="mfcc")
+  with pytest.raises(UsageError, match="res2net_scale"):
+    tiny(frontend="res2net", res2net_scale=5)
