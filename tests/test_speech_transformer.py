@@ -1,6 +1,8 @@
 """speech_transformer: cached decoding equals teacher forcing over audio, padding changes no
 output (encoder, logits, greedy, beam, sampling), one train step through the generic step."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,8 +15,9 @@ from seq2seq_jax.training import parallel, state as state_lib, step as step_lib
 from tests.test_transformer import assert_cached_decoding_equals_full_recomputation
 
 TGT_V = 13
-FRONTENDS = [dict(frontend="conv"), dict(frontend="res2net", res2net_blocks=1, res2net_scale=4,
-                                         squeeze_excitation=True, se_bottleneck=8)]
+FRONTENDS = {"conv": dict(frontend="conv"),
+             "res2net": dict(frontend="res2net", res2net_blocks=1, res2net_scale=4, squeeze_excitation=True,
+                             se_bottleneck=8)}
 
 
 def tiny(**kw):
@@ -49,12 +52,17 @@ def targets_for(batch, length=6, seed=1):
   return jnp.asarray(t)
 
 
-@pytest.fixture(scope="module", params=range(len(FRONTENDS)), ids=["conv", "res2net"])
-def speech_model(request):
-  model = tiny(**FRONTENDS[request.param])
+@functools.cache
+def initialised(frontend: str):
+  """(model, params) of the tiny model with this front end, initialised once per test process."""
+  model = tiny(**FRONTENDS[frontend])
   inputs = jnp.asarray(pad(utterances([2400, 1700, 2100])))
-  params = model.init(jax.random.key(0), inputs, targets_for(3))["params"]
-  return model, params
+  return model, jax.jit(model.init)(jax.random.key(0), inputs, targets_for(3))["params"]
+
+
+@pytest.fixture(params=list(FRONTENDS))
+def speech_model(request):
+  return initialised(request.param)
 
 
 def test_cached_decoding_equals_teacher_forcing(speech_model):
@@ -66,28 +74,34 @@ def test_cached_decoding_equals_teacher_forcing(speech_model):
 
 def test_encoded_frames_and_logits_do_not_see_padding(speech_model):
   model, params = speech_model
-  rows = utterances([2400, 1700, 2100], seed=4)
+  encode = jax.jit(lambda x: model.apply({"params": params}, x, method=model.encode))
+  teacher_forced = jax.jit(lambda x, y: model.apply({"params": params}, x, y))
+  rows = utterances([2400, 1700], seed=4)
   batch = pad(rows, 3000)
-  targets = targets_for(3)
-  encoded = model.apply({"params": params}, jnp.asarray(batch), method=model.encode)
-  logits = model.apply({"params": params}, jnp.asarray(batch), targets)
+  targets = targets_for(2)
+  encoded, logits = encode(batch), teacher_forced(batch, targets)
   for i, row in enumerate(rows):
     frames = audio.conv_output_length(len(row) // audio.HOP_LENGTH)
-    alone = model.apply({"params": params}, jnp.asarray(row[None]), method=model.encode)
+    alone = encode(row[None])
     assert alone.shape[1] == frames
     np.testing.assert_allclose(encoded[i, :frames], alone[0], atol=2e-5)
     assert not np.any(np.asarray(encoded[i, frames:]))
-    np.testing.assert_allclose(logits[i], model.apply({"params": params}, jnp.asarray(row[None]), targets[i:i + 1])[0],
-                               atol=2e-5)
+    np.testing.assert_allclose(logits[i], teacher_forced(row[None], targets[i:i + 1])[0], atol=2e-5)
 
 
-@pytest.mark.parametrize("options", [dict(), dict(beam_size=3), dict(temperature=0.8, best_of=2)],
-                         ids=["greedy", "beam", "sampling"])
-def test_one_padded_batch_decodes_exactly_as_each_utterance_alone(speech_model, options):
-  model, params = speech_model
-  rows = utterances([2400, 1700, 2100, 900], seed=5)
+DECODING = {"greedy": dict(), "beam": dict(beam_size=3), "sampling": dict(temperature=0.8, best_of=2)}
+
+
+@pytest.mark.parametrize("frontend,options", [
+    ("conv", "greedy"), ("res2net", "beam"),
+    pytest.param("conv", "beam", marks=pytest.mark.slow), pytest.param("res2net", "greedy", marks=pytest.mark.slow),
+    pytest.param("conv", "sampling", marks=pytest.mark.slow),
+    pytest.param("res2net", "sampling", marks=pytest.mark.slow)])
+def test_one_padded_batch_decodes_exactly_as_each_utterance_alone(frontend, options):
+  model, params = initialised(frontend)
+  rows = utterances([2400, 900], seed=5)
   settings = dict(max_len_a=0.0, max_len_b=8, compression_ratio_threshold=None, logprob_threshold=None)
-  task = DecodingTask(model, params, DecodingOptions(**settings, **options), bos_id=1, eos_id=2,
+  task = DecodingTask(model, params, DecodingOptions(**settings, **DECODING[options]), bos_id=1, eos_id=2,
                       detokenize=lambda ids: " ".join(map(str, ids)), model_max_length=16)
   together = task.run(pad(rows, 2600))
   for i, row in enumerate(rows):
