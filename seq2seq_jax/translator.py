@@ -43,11 +43,14 @@ def options_for_language(options: DecodingOptions, target_vocab, language: str) 
   return dataclasses.replace(options, prompt=(token, *options.prompt), suppress_tokens=suppress)
 
 
-def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets) -> list[DecodingResult]:
+def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets,
+               source_unit: int = 1) -> list[DecodingResult]:
   """DecodingResults for every source, in input order, batched by the coarser length buckets
-  (`pipeline.coarser_buckets`: fewer compiles; results do not depend on padding)."""
+  (`pipeline.coarser_buckets`: fewer compiles; results do not depend on padding).  source_unit:
+  samples per bucket unit for audio sources (`pipeline.eval_batches`)."""
   results = [None] * len(sources)
-  for idx, batch in pipeline.eval_batches(sources, None, batch_size, pipeline.coarser_buckets(buckets)):
+  for idx, batch in pipeline.eval_batches(sources, None, batch_size, pipeline.coarser_buckets(buckets),
+                                          source_unit):
     for i, res in zip(idx, task.run(batch["inputs"][: len(idx)])):
       results[i] = res
   return results
