@@ -131,6 +131,11 @@ def conv_output_length(frames):
   return (frames - 1) // 2 + 1
 
 
+def encoded_length(num_samples):
+  """Encoder positions of an utterance of `num_samples` real samples: its frames after the stem."""
+  return conv_output_length(num_frames(num_samples))
+
+
 class ConvStem(nn.Module):
   """Whisper's AudioEncoder stem: x = GELU(conv1(x)), x = GELU(conv2(x)), conv2 with stride 2.
 
