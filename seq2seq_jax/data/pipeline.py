@@ -76,7 +76,8 @@ def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_s
   if kinds[0] == "audio":
     if vocab_size or shared:
       raise UsageError("--vocab_size/--shared_vocab apply to SentencePiece datasets; this one is audio -> symbols")
-    return AudioInput(), Vocabulary.from_texts(targets, spec.target_separator)
+    alphabet = spec.target_separator.join(getattr(spec, "target_symbols", ()))
+    return AudioInput(), Vocabulary.from_texts(targets + [alphabet], spec.target_separator)
   if "sentencepiece" not in kinds:
     if vocab_size or shared:
       raise UsageError("this dataset uses exact symbol vocabularies; --vocab_size/--shared_vocab apply "

@@ -65,6 +65,7 @@ class DatasetSpec:
   content_digest: str = ""  # files: a hash of the files' content (part of the vocabulary cache key)
   languages: tuple[str, ...] = ()  # (source, target) language names, when the dataset knows them
   both_directions: bool = False  # read every pair both ways (`in_both_directions`)
+  target_symbols: tuple[str, ...] = ()  # symbols always in the target vocabulary (a closed alphabet)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +217,11 @@ def _audio_to_example(target: str, record: dict) -> Example:
   return Example(record["audio"], references)
 
 
+LETTERS = tuple("'abcdefghijklmnopqrstuvwxyz")
+ARPABET = tuple("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y "
+                "Z ZH".split())
+
+
 def _speech_spec(name: str, options: DatasetOptions) -> DatasetSpec:
   target = SPEECH_DATASETS[name]
   config = SpeechConfig(target=target, **{k: getattr(options, k) for k in SPEECH_OPTIONS
@@ -228,6 +234,7 @@ def _speech_spec(name: str, options: DatasetOptions) -> DatasetSpec:
       description=f"CMUdict words spoken by espeak-ng, audio -> {target} ({config.name})",
       metrics=("wer", "cer") if target == "letters" else ("wer", "per"),
       source_tokenizer="audio",
+      target_symbols=LETTERS if target == "letters" else ARPABET,
   )
 
 
