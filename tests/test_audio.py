@@ -54,8 +54,9 @@ def test_log_mel_of_a_padded_row_equals_the_row_alone():
   padded[0, : x.size] = x
   padded[1, :700] = 0.1
   lengths = jnp.asarray([x.size, 700])
-  together = np.asarray(audio.log_mel_spectrogram(padded, lengths))
-  alone = np.asarray(audio.log_mel_spectrogram(x[None], jnp.asarray([x.size])))[0]
+  log_mel = jax.jit(audio.log_mel_spectrogram)
+  together = np.asarray(log_mel(padded, lengths))
+  alone = np.asarray(log_mel(x[None], jnp.asarray([x.size])))[0]
   frames = x.size // 160
   np.testing.assert_allclose(together[0, :frames], alone, atol=1e-6)
   assert np.all(together[0, frames:] == 0) and np.all(together[1, 700 // 160:] == 0)
@@ -68,7 +69,7 @@ def test_sample_lengths_end_at_the_last_non_zero_sample():
   np.testing.assert_array_equal(audio.sample_lengths(jnp.asarray(samples)), [4, 10, 0])
 
 
-@pytest.mark.parametrize("frames", [1, 2, 3, 7, 8, 100, 101])
+@pytest.mark.parametrize("frames", [1, 8, 101])
 def test_conv_stem_output_length(frames):
   """ceil(F / 2) frames out, for the array and for each row's real frames."""
   stem = audio.ConvStem(channels=8)
@@ -84,10 +85,11 @@ def test_conv_stem_ignores_padding():
   stem = audio.ConvStem(channels=6)
   rng = np.random.default_rng(1)
   x = rng.standard_normal((1, 9, 4)).astype(np.float32)
-  params = stem.init(jax.random.key(0), x, jnp.ones((1, 9), bool))
-  alone, _ = stem.apply(params, x, jnp.ones((1, 9), bool))
+  params = jax.jit(stem.init)(jax.random.key(0), x, jnp.ones((1, 9), bool))
+  apply = jax.jit(stem.apply)
+  alone, _ = apply(params, x, jnp.ones((1, 9), bool))
   padded_x = np.concatenate([x, 100 * rng.standard_normal((1, 4, 4)).astype(np.float32)], axis=1)
-  padded, mask = stem.apply(params, padded_x, audio.frame_mask(jnp.asarray([9]), 13))
+  padded, mask = apply(params, padded_x, audio.frame_mask(jnp.asarray([9]), 13))
   assert int(mask.sum()) == alone.shape[1] == 5
   np.testing.assert_allclose(padded[:, :5], alone, atol=1e-6)
   assert np.all(np.asarray(padded[:, 5:]) == 0)
@@ -137,8 +139,9 @@ def test_res2net_ignores_padding():
   block = audio.Res2Net(scale=2, squeeze_excitation=True, se_bottleneck=3)
   rng = np.random.default_rng(4)
   x = rng.standard_normal((1, 6, 8)).astype(np.float32)
-  params = block.init(jax.random.key(0), x)
-  alone = block.apply(params, x)
+  params = jax.jit(block.init)(jax.random.key(0), x)
+  apply = jax.jit(block.apply)
+  alone = apply(params, x, jnp.ones((1, 6), bool))
   padded_x = np.concatenate([x, rng.standard_normal((1, 3, 8)).astype(np.float32)], axis=1)
-  padded = block.apply(params, padded_x, audio.frame_mask(jnp.asarray([6]), 9))
+  padded = apply(params, padded_x, audio.frame_mask(jnp.asarray([6]), 9))
   np.testing.assert_allclose(padded[:, :6], alone, atol=1e-6)
