@@ -145,3 +145,23 @@ def test_res2net_ignores_padding():
   padded_x = np.concatenate([x, rng.standard_normal((1, 3, 8)).astype(np.float32)], axis=1)
   padded = apply(params, padded_x, audio.frame_mask(jnp.asarray([6]), 9))
   np.testing.assert_allclose(padded[:, :6], alone, atol=1e-6)
+
+
+def test_attentive_statistics_pooling_starts_as_mean_and_std_over_real_frames():
+  pooling = audio.AttentiveStatisticsPooling(bottleneck=4)
+  rng = np.random.default_rng(5)
+  x = rng.standard_normal((2, 7, 3)).astype(np.float32)
+  mask = audio.frame_mask(jnp.asarray([7, 4]), 7)
+  apply = jax.jit(pooling.apply)
+  params = jax.jit(pooling.init)(jax.random.key(0), x, mask)
+  out = np.asarray(apply(params, x, mask))
+  assert out.shape == (2, 6)
+  for row, n in enumerate([7, 4]):
+    np.testing.assert_allclose(out[row, :3], x[row, :n].mean(0), atol=1e-5)
+    np.testing.assert_allclose(out[row, 3:], x[row, :n].std(0), atol=1e-4)
+  # Trained (non-zero) energies: still blind to padded frames.
+  params = jax.tree.map(lambda p: p + 0.3, params)
+  padded = x.copy()
+  padded[1, 4:] = 50.0
+  np.testing.assert_allclose(apply(params, padded, mask)[1], apply(params, x, mask)[1], atol=1e-5)
+  np.testing.assert_allclose(apply(params, x[1:, :4], None)[0], apply(params, x, mask)[1], atol=1e-5)

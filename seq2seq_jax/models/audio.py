@@ -227,3 +227,49 @@ class Res2Net(nn.Module):
     if self.squeeze_excitation:
       y = SqueezeExcitation(self.se_bottleneck, dtype=self.dtype, name="se")(y, mask)
     return zero_pad(x + y)
+
+
+# --- Utterance vectors -------------------------------------------------------------------------
+
+
+class AttentiveStatisticsPooling(nn.Module):
+  """Attentive statistics pooling (Okabe et al. 2018, eqs. 5-7), channel-dependent and with global
+  context as in ECAPA-TDNN (Desplanques et al. 2020, §2.3, eqs. 7-9): frames [B, F, C], mask
+  [B, F] -> one vector [B, 2C] per utterance.
+
+    e_t   = v_c^T f(W [h_t; mean(h); std(h)] + b) + k_c     per channel c (f = tanh)
+    a_t,c = softmax over real frames t of e_t,c
+    mu    = sum_t a_t * h_t,    sigma = sqrt(sum_t a_t * h_t^2 - mu^2)
+    out   = [mu; sigma]
+
+  With `global_context=False` the attention reads h_t alone.  The energies' last layer starts at
+  zero, so an untrained pooling is the plain mean and standard deviation over the real frames.
+  """
+  bottleneck: int = 128
+  global_context: bool = True
+  eps: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x, mask=None):
+    mask = jnp.ones(x.shape[:2], bool) if mask is None else mask
+    x = x.astype(jnp.float32)
+    if self.global_context:
+      mean, std = _weighted_statistics(x, mask.astype(jnp.float32)[..., None], self.eps)
+      frames = x.shape[1]
+      context = jnp.concatenate([x, jnp.repeat(mean[:, None], frames, 1), jnp.repeat(std[:, None], frames, 1)], -1)
+    else:
+      context = x
+    hidden = jnp.tanh(nn.Dense(self.bottleneck, name="attention_hidden")(context))
+    energies = nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros, name="attention_energies")(hidden)
+    energies = jnp.where(mask[..., None], energies, jnp.finfo(jnp.float32).min)
+    weights = jnp.where(mask[..., None], nn.softmax(energies, axis=1), 0.0)       # [B, F, C]
+    mu, sigma = _weighted_statistics(x, weights, self.eps)
+    return jnp.concatenate([mu, sigma], axis=-1)
+
+
+def _weighted_statistics(x, weights, eps: float):
+  """x [B, F, C], weights [B, F, 1|C] (summing to 1 over F, or a 0/1 mask) -> mean, std [B, C]."""
+  weights = weights / jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), eps)
+  mean = jnp.sum(weights * x, axis=1)
+  variance = jnp.sum(weights * x * x, axis=1) - mean * mean
+  return mean, jnp.sqrt(jnp.maximum(variance, eps))
