@@ -136,3 +136,15 @@ def test_configuration_errors_are_usage_errors():
     tiny(frontend="mfcc")
   with pytest.raises(UsageError, match="res2net_scale"):
     tiny(frontend="res2net", res2net_scale=5)
+
+
+def test_utterance_vectors_do_not_depend_on_padding():
+  """The sentence encoder over a speech model: [mean; std] of the real frames, [B, 2D]."""
+  from seq2seq_jax.sentence_encoder import embed  # pylint: disable=import-outside-toplevel
+  model, params = initialised("res2net")
+  rows = utterances([2400, 1000], seed=6)
+  together = np.asarray(embed(model, params, jnp.asarray(pad(rows, 2600)), "stats"))
+  assert together.shape == (2, 64)
+  for i, row in enumerate(rows):
+    np.testing.assert_allclose(together[i], np.asarray(embed(model, params, jnp.asarray(row[None]), "stats"))[0],
+                               atol=2e-5)

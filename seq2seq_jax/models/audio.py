@@ -254,7 +254,7 @@ class AttentiveStatisticsPooling(nn.Module):
     mask = jnp.ones(x.shape[:2], bool) if mask is None else mask
     x = x.astype(jnp.float32)
     if self.global_context:
-      mean, std = _weighted_statistics(x, mask.astype(jnp.float32)[..., None], self.eps)
+      mean, std = weighted_statistics(x, mask.astype(jnp.float32)[..., None], self.eps)
       frames = x.shape[1]
       context = jnp.concatenate([x, jnp.repeat(mean[:, None], frames, 1), jnp.repeat(std[:, None], frames, 1)], -1)
     else:
@@ -263,11 +263,11 @@ class AttentiveStatisticsPooling(nn.Module):
     energies = nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros, name="attention_energies")(hidden)
     energies = jnp.where(mask[..., None], energies, jnp.finfo(jnp.float32).min)
     weights = jnp.where(mask[..., None], nn.softmax(energies, axis=1), 0.0)       # [B, F, C]
-    mu, sigma = _weighted_statistics(x, weights, self.eps)
+    mu, sigma = weighted_statistics(x, weights, self.eps)
     return jnp.concatenate([mu, sigma], axis=-1)
 
 
-def _weighted_statistics(x, weights, eps: float):
+def weighted_statistics(x, weights, eps: float = 1e-6):
   """x [B, F, C], weights [B, F, 1|C] (summing to 1 over F, or a 0/1 mask) -> mean, std [B, C]."""
   weights = weights / jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), eps)
   mean = jnp.sum(weights * x, axis=1)
