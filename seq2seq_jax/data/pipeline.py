@@ -7,7 +7,10 @@ either a fixed number of rows (`batch_size`) or as many rows as fit a token budg
 as fairseq: rows x bucket length <= max_tokens, padding included, on each side).
 
 Batch contract: {"inputs": int32 [B, S], "targets": int32 [B, T]}, pad 0, targets end with EOS.
-S and T are padded up to the same bucket boundary so that each bucket compiles once.
+S and T are padded up to the same bucket boundary so that each bucket compiles once.  Audio
+sources (a source vocabulary with a `unit`, `tokenizers.AudioInput`) are int samples: their
+lengths count `unit` samples (10 ms hops), S is the bucket boundary in samples, and T is the
+longest target of the data, the same for every bucket.
 """
 
 import dataclasses
@@ -162,7 +165,6 @@ def encode_pairs(examples: list[Example], source_vocab, target_vocab, max_source
 def source_length(source: np.ndarray, unit: int = 1) -> int:
   """A source's length in units of `unit` samples (audio: 10 ms hops), rounded up; tokens for text."""
   return -(-len(source) // unit)
-
 
 
 def bucket_of(length: int, boundaries) -> int:
