@@ -112,10 +112,13 @@ DATASET_FLAGS = {  # flag -> (DatasetOptions field, parser)
     "both_directions": ("both_directions", bool),
     "max_examples": ("max_examples", int),
     "snr_db": ("snr_db", float),
+    "data_seed": ("data_seed", int),
 }
 flags.DEFINE_integer("max_examples", None, "speech_cmudict: utterances in all splits together (default 24000).")
 flags.DEFINE_float("snr_db", None, "speech_cmudict: add white noise at this signal-to-noise ratio in dB "
                    "(unset: clean audio).")
+flags.DEFINE_integer("data_seed", None, "speech_cmudict: the seed of the words, voices, speeds, pitches "
+                     "and noise drawn (default 0).")
 flags.DEFINE_string("train_lengths", None, "Synthetic tasks: training sequence lengths a:b (inclusive).")
 flags.DEFINE_string("test_lengths", None, "Synthetic tasks: test sequence lengths c:d (inclusive).")
 flags.DEFINE_integer("num_train_examples", None, "Synthetic tasks: training examples.")

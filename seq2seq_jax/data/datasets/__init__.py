@@ -83,6 +83,7 @@ class DatasetOptions:
   both_directions: bool | None = None  # Bible, tfds:*, files:*: source -> target and target -> source
   max_examples: int | None = None  # speech_cmudict: utterances in all splits together
   snr_db: float | None = None  # speech_cmudict: add white noise at this signal-to-noise ratio (dB)
+  data_seed: int | None = None  # speech_cmudict: the seed of every draw (words, voices, noise)
 
 
 def parse_lengths(text: str) -> tuple[int, int]:
@@ -141,7 +142,8 @@ FIXED_DATASETS = {
         "Bible verses, Reina-Valera 1909 -> World English Bible (Debian sword-text-web, sword-text-sparv)",
         ("es", "en")),
 }
-SPEECH_OPTIONS = ("max_examples", "snr_db")
+SPEECH_OPTIONS = ("max_examples", "snr_db", "data_seed")
+SPEECH_CONFIG_FIELDS = {"max_examples": "max_examples", "snr_db": "snr_db", "data_seed": "seed"}
 SPEECH_DATASETS = {"speech_cmudict": "letters", "speech_cmudict/phonemes": "phonemes"}
 SYNTHETIC_OPTIONS = ("train_lengths", "test_lengths", "num_train", "num_test")
 TRANSLATION_OPTIONS = ("source_lang", "target_lang", "both_directions")
@@ -224,8 +226,9 @@ ARPABET = tuple("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG
 
 def _speech_spec(name: str, options: DatasetOptions) -> DatasetSpec:
   target = SPEECH_DATASETS[name]
-  config = SpeechConfig(target=target, **{k: getattr(options, k) for k in SPEECH_OPTIONS
-                                          if getattr(options, k) is not None})
+  config = SpeechConfig(target=target, **{field: getattr(options, option)
+                                          for option, field in SPEECH_CONFIG_FIELDS.items()
+                                          if getattr(options, option) is not None})
   return DatasetSpec(
       builder=functools.partial(SpeechCmudict, config=config),
       to_example=functools.partial(_audio_to_example, target),
