@@ -7,6 +7,7 @@ r"""Decode with a trained model: greedy, sampling or beam search, Whisper-style 
   python -m experiments.decode --workdir=runs/default --inputs=knight --plot_attention=plots
   echo hello | python -m experiments.decode --workdir=runs/default
   python -m experiments.decode --workdir=runs/bible_both --target_language=es --inputs="In the beginning"
+  python -m experiments.decode --workdir=runs/speech --inputs=hello.wav,recordings/   # an audio model
 
 One output line per input line (with --nbest > 1: the hypotheses separated by " | "); with
 --inputs, stdout lines are "input<TAB>output<TAB>score<TAB>sum_logprob".
@@ -20,7 +21,8 @@ is 1 if any line failed.  (Lines are decoded one by one: for many inputs, --inpu
 (DIR/001_word.png: source tokens across, output tokens with EOS down; one panel per Transformer
 decoder layer, averaged over heads unless --plot_attention_per_head; one for the attention RNN).
 Inputs are checked against the model's vocabulary and length limit before anything is decoded or
-written.
+written.  For a speech model (`speech_transformer`) every input is a WAV file (any rate, resampled
+to 16 kHz) or a directory of them, decoded in name order; standard input gives one path a line.
 """
 
 import os
@@ -31,7 +33,7 @@ from absl import flags, logging
 
 from experiments import checkpoint_flags, decoding_flags, decoding_xla_flags, entry_point, plots
 from seq2seq_jax import attention_maps, workdir
-from seq2seq_jax.data import pipeline
+from seq2seq_jax.data import audio_files, pipeline
 from seq2seq_jax.special_tokens import BOS_ID, EOS_ID
 from seq2seq_jax.decoding.task import DecodingTask, score_sequences
 from seq2seq_jax.errors import UsageError
@@ -81,7 +83,8 @@ def score_pairs(translator, lines, options):
   sources = translator.encode_sources([p[0] for p in pairs])
   targets = translator.encode_targets([p[1] for p in pairs])
   scored = [None] * len(pairs)
-  for idx, batch in pipeline.eval_batches(sources, targets, FLAGS.batch_size, translator.buckets):
+  for idx, batch in pipeline.eval_batches(sources, targets, FLAGS.batch_size, translator.buckets,
+                                          translator.source_unit):
     scores, logprobs = score_sequences(translator.model, translator.params, batch["inputs"],
                                        batch["targets"], options=options, bos_id=BOS_ID, eos_id=EOS_ID)
     for row, i in enumerate(idx):
@@ -141,7 +144,7 @@ def decode_stream(translator, options, lines, out, err) -> int:
       print(f"error: line {n}: {e}", file=err, flush=True)
       print(file=out, flush=True)
       continue
-    [result] = decode_all(task, [source], 1, translator.buckets)
+    [result] = decode_all(task, [source], 1, translator.buckets, translator.source_unit)
     print(output_text(result, options.nbest), file=out, flush=True)
   return failed
 
@@ -184,6 +187,8 @@ def main():
     return
   texts = read_inputs()
   translator, options = load()
+  if translator.source_unit > 1:  # an audio model: the inputs are WAV files or directories of them
+    texts = audio_files.expand_paths(texts)
   if FLAGS.score_file:
     for source, target, score, logprob in score_pairs(translator, texts, options):
       print(f"{source}\t{target}\t{score:.6f}\t{logprob:.6f}")

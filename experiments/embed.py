@@ -2,6 +2,7 @@ r"""Sentence embeddings from a trained encoder: one float32 vector per input lin
 
   python -m experiments.embed --workdir=runs/default --input_file=words.txt --output=E.npy --pooling=max
   python -m experiments.embed --workdir=runs/default --input_file=words.txt --output=E.tsv --format=tsv
+  python -m experiments.embed --workdir=runs/speech --input_file=wav_paths.txt --output=E.npy --pooling=stats
 
 .npy: one [lines, D] float32 array.  tsv: one line per input line, its D values tab-separated.
 """
@@ -12,6 +13,7 @@ import numpy as np
 from absl import flags, logging
 
 from experiments import checkpoint_flags, entry_point
+from seq2seq_jax.data import audio_files
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.sentence_encoder import POOLINGS, SentenceEncoder
 
@@ -21,7 +23,8 @@ flags.DEFINE_string("input_file", None, "One input per line.", required=True)
 flags.DEFINE_string("output", None, "Where to write the vectors.", required=True)
 flags.DEFINE_enum("format", "npy", ["npy", "tsv"], "npy: a [lines, D] float32 array; tsv: one line "
                   "of D tab-separated values per input line.")
-flags.DEFINE_enum("pooling", "mean", list(POOLINGS), "How to pool the encoder states.")
+flags.DEFINE_enum("pooling", "mean", list(POOLINGS), "How to pool the encoder states (stats: [mean; std], "
+                  "twice the width).")
 flags.DEFINE_integer("batch_size", 256, "Inputs per batch.")
 flags.DEFINE_bool("truncate", False, "Embed the first --max_source_length tokens of a longer input "
                   "instead of refusing it.")
@@ -47,6 +50,8 @@ def main():
   if FLAGS.ensemble:
     raise UsageError("--ensemble decodes several models as one; embed takes one --workdir")
   encoder = SentenceEncoder(checkpoint_flags.load_translator(FLAGS.workdir), FLAGS.pooling)
+  if encoder.translator.source_unit > 1:  # a speech model: lines are WAV files or directories of them
+    texts = audio_files.expand_paths(texts)
   vectors = encoder.encode(texts, FLAGS.batch_size, truncate=FLAGS.truncate)
   write_atomic(FLAGS.output, vectors, FLAGS.format)
   print(f"{len(vectors)} vectors of size {vectors.shape[1]} ({FLAGS.pooling} pooling) -> {FLAGS.output}")

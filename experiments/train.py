@@ -75,7 +75,7 @@ flags.DEFINE_float("weight_decay", DEFAULT.weight_decay, "Decoupled weight decay
 flags.DEFINE_float("ema_decay", DEFAULT.ema_decay, "Keep an exponential moving average of the parameters "
                    "with this decay (e.g. 0.999; 0 = off); validation, the test and the checkpoints' "
                    "users (evaluate, decode, embed) then use it.")
-flags.DEFINE_enum("best_metric", DEFAULT.best_metric or None, ["wer", "per", "bleu", "chrf", "loss"],
+flags.DEFINE_enum("best_metric", DEFAULT.best_metric or None, ["wer", "per", "cer", "bleu", "chrf", "loss"],
                   "Also keep the checkpoint with the best validation figure of this metric "
                   "(`--checkpoint=best` in evaluate, decode, embed).")
 flags.DEFINE_string("init_from", DEFAULT.init_from or None, "WORKDIR[:STEP|:best]: start from that run's "
@@ -110,7 +110,15 @@ DATASET_FLAGS = {  # flag -> (DatasetOptions field, parser)
     "source_tokenizer": ("source_tokenizer", str),
     "target_tokenizer": ("target_tokenizer", str),
     "both_directions": ("both_directions", bool),
+    "max_examples": ("max_examples", int),
+    "snr_db": ("snr_db", float),
+    "data_seed": ("data_seed", int),
 }
+flags.DEFINE_integer("max_examples", None, "speech_cmudict: utterances in all splits together (default 24000).")
+flags.DEFINE_float("snr_db", None, "speech_cmudict: add white noise at this signal-to-noise ratio in dB "
+                   "(unset: clean audio).")
+flags.DEFINE_integer("data_seed", None, "speech_cmudict: the seed of the words, voices, speeds, pitches "
+                     "and noise drawn (default 0).")
 flags.DEFINE_string("train_lengths", None, "Synthetic tasks: training sequence lengths a:b (inclusive).")
 flags.DEFINE_string("test_lengths", None, "Synthetic tasks: test sequence lengths c:d (inclusive).")
 flags.DEFINE_integer("num_train_examples", None, "Synthetic tasks: training examples.")
@@ -158,6 +166,14 @@ MODEL_FLAG_HELP = {
     "reverse_source": "RNN: read the source backwards (Sutskever et al. 2014).",
     "attention": "rnn_attention scoring: bahdanau, luong_dot, luong_general or luong_concat.",
     "input_feeding": "rnn_attention with luong_*: feed the attentional vector to the next step (Luong et al. §3.3).",
+    "frontend": "speech_transformer: conv (Whisper's convolutional stem) or res2net (the stem, then Res2Net blocks).",
+    "n_mels": "speech_transformer: Mel bins of the log-Mel features.",
+    "max_frames": "speech_transformer: the most encoded frames (20 ms each) the encoder positions cover.",
+    "res2net_blocks": "speech_transformer with --frontend=res2net: Res2Net blocks after the stem.",
+    "res2net_scale": "speech_transformer: Res2Net groups per block (Gao et al. 2019, s).",
+    "res2net_dilation": "speech_transformer: dilation of each Res2Net group's 3-tap convolution.",
+    "squeeze_excitation": "speech_transformer: ECAPA-TDNN squeeze-and-excitation after each Res2Net block.",
+    "se_bottleneck": "speech_transformer: squeeze-and-excitation bottleneck width.",
 }
 # Config fields that are conventions of the code, not choices of an experiment.
 NOT_MODEL_FLAGS = ("bos_id", "pad_id", "max_len")

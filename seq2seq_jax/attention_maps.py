@@ -21,10 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from seq2seq_jax import models
-from seq2seq_jax.data.tokenizers import SPECIALS
+from seq2seq_jax.data.tokenizers import SPECIALS, AudioInput
 from seq2seq_jax.special_tokens import EOS_ID, PAD_ID
 from seq2seq_jax.errors import UsageError
+from seq2seq_jax.models import audio
 from seq2seq_jax.models.rnn_attention import RNNAttention
+from seq2seq_jax.models.speech_transformer import SpeechTransformer
 from seq2seq_jax.models.transformer import Transformer
 
 
@@ -55,7 +57,8 @@ def attention_description(model) -> str:
   """A one-line name for the plotted weights."""
   require_attention(model)
   if isinstance(model, Transformer):
-    return "Transformer encoder-decoder attention"
+    return ("Transformer encoder-decoder attention over 20 ms audio frames" if isinstance(model, SpeechTransformer)
+            else "Transformer encoder-decoder attention")
   return f"{model.config.attention} attention ({model.config.rnn_cell.upper()})"
 
 
@@ -88,6 +91,24 @@ def cross_attention(model, params, inputs, targets) -> jax.Array:
   return cross_attention_from_intermediates(model, variables["intermediates"])
 
 
+def encoded_length(model, source) -> int:
+  """The encoder positions a source occupies: its tokens, or for audio samples its frames (20 ms
+  each after Whisper's stem; trailing exact silence is padding, `audio.sample_lengths`)."""
+  if isinstance(model, SpeechTransformer):
+    nonzero = np.flatnonzero(np.asarray(source))
+    return int(audio.encoded_length(nonzero[-1] + 1 if nonzero.size else 0))
+  return len(source)
+
+
+def source_labels(vocab, source) -> tuple[str, ...]:
+  """Column labels: the source's symbols, or for audio one per frame, the time every 10 frames."""
+  if isinstance(vocab, AudioInput):
+    frames = int(audio.encoded_length(len(source)))
+    seconds = 2 * audio.HOP_LENGTH / audio.SAMPLE_RATE
+    return tuple(f"{i * seconds:.1f}s" if i % 10 == 0 else "" for i in range(frames))
+  return symbols(vocab, source)
+
+
 def pad_rows(rows: Sequence[Sequence[int]]) -> np.ndarray:
   """Token id lists -> [len(rows), longest] int32, padded with PAD_ID."""
   out = np.full((len(rows), max(len(r) for r in rows)), PAD_ID, np.int32)
@@ -118,7 +139,7 @@ def attention_weights(model, params, sources: Sequence[Sequence[int]], outputs: 
   batch = np.asarray(cross_attention(model, params, pad_rows(sources), pad_rows(targets)), np.float32)
   maps = []
   for weights, source, output in zip(batch, sources, outputs):
-    weights = crop(weights, len(prompt), len(output) + 1, len(source))
+    weights = crop(weights, len(prompt), len(output) + 1, encoded_length(model, source))
     if getattr(model.config, "reverse_source", False):
       weights = weights[..., ::-1]
     maps.append(weights)
@@ -140,6 +161,6 @@ def attention_maps(translator, sources: Sequence[Sequence[int]], outputs: Sequen
   """Labelled maps for a `Translator`'s sources and decoded outputs (ids without EOS)."""
   weights = attention_weights(translator.model, translator.params, sources, outputs, prompt)
   description = attention_description(translator.model)
-  return [AttentionMap(symbols(translator.source_vocab, source),
+  return [AttentionMap(source_labels(translator.source_vocab, source)[:w.shape[-1]],
                        symbols(translator.target_vocab, list(output) + [EOS_ID]), w, description)
           for source, output, w in zip(sources, outputs, weights)]

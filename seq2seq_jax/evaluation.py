@@ -105,12 +105,22 @@ def bleu_by_source_length(hypotheses: list[str], references: list[tuple[str, ...
   return rows
 
 
+def describe_source(source) -> str:
+  """A source as text for results: itself, or for audio samples their duration."""
+  if isinstance(source, str):
+    return source
+  return f"<audio {len(source) / 16000:.2f} s>"
+
+
 def sequence_metrics(names: tuple[str, ...], hypotheses: list[str], references: list[tuple[str, ...]],
                      sources: list[str], separator: str = " ") -> dict:
-  """The metrics a dataset asks for: ("wer", "per") and/or ("bleu", "chrf")."""
+  """The metrics a dataset asks for: ("wer", "per"), ("wer", "cer") and/or ("bleu", "chrf").
+  CER is the symbol error rate of a character-level target (its `separator` is "")."""
   out = {}
-  if {"wer", "per"} & set(names):
+  if {"wer", "per", "cer"} & set(names):
     out.update(error_rates(hypotheses, references, separator))
+    if "cer" in names:
+      out["cer"] = out.pop("per")
   if {"bleu", "chrf"} & set(names):
     out.update(translation_scores(hypotheses, references))
     out["bleu_by_source_length"] = bleu_by_source_length(hypotheses, references, sources)
@@ -129,29 +139,30 @@ def decode_and_score(task, examples, source_vocab, target_vocab, metric_names: t
   (`translator.options_for_language`); with several languages the metrics of each are also given, under
   `by_target_language`.
   """
+  unit = getattr(source_vocab, "unit", 1)   # samples per length unit (audio: a 10 ms hop)
   encoded = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
-  sources = [s[:max_source_length] for s in encoded]
+  sources = [s[:max_source_length * unit] for s in encoded]
   languages = sorted({e.target_language for e in examples})
   hypotheses = [None] * len(examples)
   for language in languages:
     idx = [i for i, e in enumerate(examples) if e.target_language == language]
     language_task = task.with_options(options_for_language(task.options, target_vocab, language)) if language else task
-    for i, result in zip(idx, decode_all(language_task, [sources[i] for i in idx], batch_size, buckets)):
+    for i, result in zip(idx, decode_all(language_task, [sources[i] for i in idx], batch_size, buckets, unit)):
       hypotheses[i] = result.text
   references = [e.references for e in examples]
-  metrics = {"examples": len(examples), "truncated_sources": sum(len(s) > max_source_length for s in encoded)}
-  metrics.update(sequence_metrics(metric_names, hypotheses, references, [e.source for e in examples],
+  metrics = {"examples": len(examples), "truncated_sources": sum(len(s) > max_source_length * unit for s in encoded)}
+  metrics.update(sequence_metrics(metric_names, hypotheses, references, [describe_source(e.source) for e in examples],
                                   target_vocab.separator))
   if len(languages) > 1:
     metrics["by_target_language"] = {}
     for language in languages:
       idx = [i for i, e in enumerate(examples) if e.target_language == language]
       part = sequence_metrics(metric_names, [hypotheses[i] for i in idx], [references[i] for i in idx],
-                              [examples[i].source for i in idx], target_vocab.separator)
+                              [describe_source(examples[i].source) for i in idx], target_vocab.separator)
       part.pop("bleu_by_source_length", None)
       metrics["by_target_language"][language or "none"] = {"examples": len(idx), **part}
   if with_error_profile:
-    metrics.update(error_profile(hypotheses, references, [len(s) for s in sources], target_vocab.separator))
-  metrics["samples"] = [{"source": e.source, "output": h, "references": list(e.references)}
+    metrics.update(error_profile(hypotheses, references, [-(-len(s) // unit) for s in sources], target_vocab.separator))
+  metrics["samples"] = [{"source": describe_source(e.source), "output": h, "references": list(e.references)}
                         for e, h in list(zip(examples, hypotheses))[:3]]
   return metrics

@@ -6,8 +6,11 @@ float32 vector per input text.
 
 Pooling is over the real (non-pad) positions of the encoder states, so neither padding nor the
 other inputs of a batch change a vector: mean, max (LASER: max-pooling over the BiLSTM states),
-or final (an RNN's top-layer final state, the context vector of Sutskever et al. 2014; for the
-Transformer, the state at the last real position).  The encoder never sees a target-language
+final (an RNN's top-layer final state, the context vector of Sutskever et al. 2014; for the
+Transformer, the state at the last real position), or stats ([mean; std], [B, 2D]: the statistics
+pooling of speaker embeddings, where `audio.AttentiveStatisticsPooling` starts before training).
+A speech model's encoder gives utterance vectors the same way, over its real audio frames; its
+inputs are WAV paths.  The encoder never sees a target-language
 token (it is given to the decoder only), so one encoder serves every language it was trained on.
 """
 
@@ -20,9 +23,11 @@ import numpy as np
 
 from seq2seq_jax.data import pipeline
 from seq2seq_jax.errors import UsageError
+from seq2seq_jax.models import audio
 from seq2seq_jax.translator import Translator
 
-POOLINGS = ("mean", "max", "final")
+POOLINGS = ("mean", "max", "final", "stats")
+
 
 
 def _states_and_final(encoded, mask):
@@ -35,10 +40,13 @@ def _states_and_final(encoded, mask):
 
 
 def pool(states, final, mask, pooling: str):
-  """states [B, S, D], final [B, D], mask [B, S] (True at real positions) -> [B, D] float32."""
+  """states [B, S, D], final [B, D], mask [B, S] (True at real positions) -> [B, D] float32
+  ([B, 2D] for "stats")."""
   states = states.astype(jnp.float32)
   if pooling == "final":
     return final.astype(jnp.float32)
+  if pooling == "stats":  # [mean; std] over the real positions: statistics pooling (Snyder et al. 2018)
+    return jnp.concatenate(audio.weighted_statistics(states, mask[..., None].astype(jnp.float32)), axis=-1)
   if pooling == "max":
     return jnp.max(jnp.where(mask[..., None], states, -jnp.inf), axis=1)
   total = jnp.sum(jnp.where(mask[..., None], states, 0.0), axis=1)
@@ -50,7 +58,8 @@ def embed(model, params, inputs, pooling: str = "mean"):
   """inputs [B, S] int32 (pad 0) -> sentence vectors [B, D] float32."""
   if pooling not in POOLINGS:
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-  mask = inputs != 0
+  mask = (model.apply({"params": params}, inputs, method=model.source_mask) if hasattr(model, "source_mask")
+          else inputs != 0)   # audio: the encoded frames of each utterance
   encoded = model.apply({"params": params}, inputs, method=model.encode)
   states, final = _states_and_final(encoded, mask)
   return pool(states, final, mask, pooling)
@@ -100,7 +109,7 @@ class SentenceEncoder:
     """Source token ids per text.  UsageError naming the line for an empty or out-of-vocabulary
     text, and for one longer than the model's --max_source_length unless `truncate` (then its first
     max_source_length tokens are used, as `evaluation.decode_and_score` does)."""
-    if not truncate:
+    if not truncate or self.translator.source_unit > 1:  # audio longer than the model takes is refused
       return self.translator.encode_sources(texts)
     out = []
     for line, text in enumerate(texts, 1):
@@ -116,7 +125,7 @@ class SentenceEncoder:
       raise UsageError("no inputs to encode")
     vectors = [None] * len(sources)
     t = self.translator
-    for idx, batch in pipeline.eval_batches(sources, None, batch_size, t.buckets):
+    for idx, batch in pipeline.eval_batches(sources, None, batch_size, t.buckets, t.source_unit):
       out = np.asarray(embed(t.model, t.params, batch["inputs"], self.pooling))
       for row, i in enumerate(idx):
         vectors[i] = out[row]

@@ -7,7 +7,8 @@ import numpy as np
 
 from seq2seq_jax import models, workdir as workdir_lib
 from seq2seq_jax.models.ensemble import Ensemble, ensemble_params
-from seq2seq_jax.data import pipeline
+from seq2seq_jax.data import audio_files, pipeline
+from seq2seq_jax.data.tokenizers import AudioInput
 from seq2seq_jax.special_tokens import BOS_ID, EOS_ID, language_token
 from seq2seq_jax.decoding.task import DecodingOptions, DecodingResult, DecodingTask
 from seq2seq_jax.errors import UsageError
@@ -43,11 +44,14 @@ def options_for_language(options: DecodingOptions, target_vocab, language: str) 
   return dataclasses.replace(options, prompt=(token, *options.prompt), suppress_tokens=suppress)
 
 
-def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets) -> list[DecodingResult]:
+def decode_all(task: DecodingTask, sources: list[np.ndarray], batch_size: int, buckets,
+               source_unit: int = 1) -> list[DecodingResult]:
   """DecodingResults for every source, in input order, batched by the coarser length buckets
-  (`pipeline.coarser_buckets`: fewer compiles; results do not depend on padding)."""
+  (`pipeline.coarser_buckets`: fewer compiles; results do not depend on padding).  source_unit:
+  samples per bucket unit for audio sources (`pipeline.eval_batches`)."""
   results = [None] * len(sources)
-  for idx, batch in pipeline.eval_batches(sources, None, batch_size, pipeline.coarser_buckets(buckets)):
+  for idx, batch in pipeline.eval_batches(sources, None, batch_size, pipeline.coarser_buckets(buckets),
+                                          source_unit):
     for i, res in zip(idx, task.run(batch["inputs"][: len(idx)])):
       results[i] = res
   return results
@@ -103,6 +107,8 @@ class Translator:
   def encode_source(self, text: str, name: str = "input") -> np.ndarray:
     """Token ids of one text; UsageError calling it `name` if it is empty or too long, or naming
     its unknown symbols if it is out of vocabulary."""
+    if isinstance(self.source_vocab, AudioInput):
+      return self.encode_audio(text, name)
     ids = self.source_vocab.encode(text)  # raises OutOfVocabularyError (a UsageError)
     if not ids:
       raise UsageError(f"{name} is empty")
@@ -110,6 +116,24 @@ class Translator:
       raise UsageError(f"{name} ({text[:40]!r}...) has {len(ids)} tokens; this model takes at most "
                        f"{self.max_source_length} (its --max_source_length); shorten or split the input")
     return np.asarray(ids, np.int32)
+
+  def encode_audio(self, path: str, name: str = "input") -> np.ndarray:
+    """int16 samples of the WAV file `path` for an audio model; UsageError if it is silent or longer
+    than the model takes."""
+    samples = audio_files.read_wav(path, self.source_vocab.sample_rate)
+    if not np.any(samples):
+      raise UsageError(f"{name} ({path}) is silent")
+    hops = pipeline.source_length(samples, self.source_vocab.unit)
+    if hops > self.max_source_length:
+      limit = self.max_source_length * self.source_vocab.unit / self.source_vocab.sample_rate
+      raise UsageError(f"{name} ({path}) lasts {len(samples) / self.source_vocab.sample_rate:.2f} s; this "
+                       f"model takes at most {limit:.2f} s (its --max_source_length); cut the audio")
+    return samples
+
+  @property
+  def source_unit(self) -> int:
+    """Samples per source length unit: 1 for text, a 10 ms hop for audio."""
+    return getattr(self.source_vocab, "unit", 1)
 
   @classmethod
   def ensemble(cls, members: list["Translator"]) -> "Translator":
@@ -135,7 +159,7 @@ class Translator:
 
   def translate(self, sources: list[np.ndarray], options: DecodingOptions,
                 batch_size: int = 256) -> list[DecodingResult]:
-    return decode_all(self.task(options), sources, batch_size, self.buckets)
+    return decode_all(self.task(options), sources, batch_size, self.buckets, self.source_unit)
 
   def encode_targets(self, texts: list[str]) -> list[np.ndarray]:
     """Target token ids ending in EOS (for scoring given outputs)."""

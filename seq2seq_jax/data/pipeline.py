@@ -7,7 +7,10 @@ either a fixed number of rows (`batch_size`) or as many rows as fit a token budg
 as fairseq: rows x bucket length <= max_tokens, padding included, on each side).
 
 Batch contract: {"inputs": int32 [B, S], "targets": int32 [B, T]}, pad 0, targets end with EOS.
-S and T are padded up to the same bucket boundary so that each bucket compiles once.
+S and T are padded up to the same bucket boundary so that each bucket compiles once.  Audio
+sources (a source vocabulary with a `unit`, `tokenizers.AudioInput`) are int samples: their
+lengths count `unit` samples (10 ms hops), S is the bucket boundary in samples, and T is the
+longest target of the data, the same for every bucket.
 """
 
 import dataclasses
@@ -19,7 +22,7 @@ import grain
 import numpy as np
 
 from seq2seq_jax.data.datasets import DatasetSpec, Example, in_both_directions
-from seq2seq_jax.data.tokenizers import Vocabulary, train_sentencepiece, vocabulary_from_json
+from seq2seq_jax.data.tokenizers import AudioInput, Vocabulary, train_sentencepiece, vocabulary_from_json
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.special_tokens import language_token
 
@@ -73,6 +76,11 @@ def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_s
   sources = [e.source for e in train_examples]
   targets = [r for e in train_examples for r in e.references]
   tokens = tuple(sorted({language_token(e.target_language) for e in train_examples if e.target_language}))
+  if kinds[0] == "audio":
+    if vocab_size or shared:
+      raise UsageError("--vocab_size/--shared_vocab apply to SentencePiece datasets; this one is audio -> symbols")
+    alphabet = spec.target_separator.join(getattr(spec, "target_symbols", ()))
+    return AudioInput(), Vocabulary.from_texts(targets + [alphabet], spec.target_separator)
   if "sentencepiece" not in kinds:
     if vocab_size or shared:
       raise UsageError("this dataset uses exact symbol vocabularies; --vocab_size/--shared_vocab apply "
@@ -127,6 +135,7 @@ class EncodedPairs:
   targets: list[np.ndarray]
   example_index: np.ndarray
   dropped: int  # pairs longer than the longest bucket
+  source_unit: int = 1  # samples per source length unit (audio: a 10 ms hop; text: 1 token)
 
 
 def encode_pairs(examples: list[Example], source_vocab, target_vocab, max_source_length: int,
@@ -137,19 +146,25 @@ def encode_pairs(examples: list[Example], source_vocab, target_vocab, max_source
   `target_language` gets its token first in the target: [<2xx>, y_1, ..., EOS], so the decoder
   reads BOS, <2xx>, y_1, ... (at decoding the token is the prompt, `DecodingOptions.prompt`)."""
   max_target_length = max_target_length or max_source_length
+  unit = getattr(source_vocab, "unit", 1)
   sources, targets, index, dropped = [], [], [], 0
   for i, ex in enumerate(examples):
     src = np.asarray(source_vocab.encode(ex.source), np.int32)
     start = [target_vocab.token_id(language_token(ex.target_language))] if ex.target_language else []
     for ref in ex.references if all_references else ex.references[:1]:
       tgt = np.asarray(start + target_vocab.encode(ref, add_eos=True), np.int32)
-      if len(src) > max_source_length or len(tgt) > max_target_length:
+      if source_length(src, unit) > max_source_length or len(tgt) > max_target_length:
         dropped += 1
         continue
       sources.append(src)
       targets.append(tgt)
       index.append(i)
-  return EncodedPairs(sources, targets, np.asarray(index, np.int64), dropped)
+  return EncodedPairs(sources, targets, np.asarray(index, np.int64), dropped, unit)
+
+
+def source_length(source: np.ndarray, unit: int = 1) -> int:
+  """A source's length in units of `unit` samples (audio: 10 ms hops), rounded up; tokens for text."""
+  return -(-len(source) // unit)
 
 
 def bucket_of(length: int, boundaries) -> int:
@@ -203,7 +218,10 @@ class TrainBatches:
                max_tokens: int = 0, multiple_of: int = 1):
     self.pairs, self.boundaries, self.seed = pairs, tuple(boundaries), seed
     self.rows = rows_per_bucket(self.boundaries, batch_size, max_tokens, multiple_of)
-    lengths = [max(len(s), len(t)) for s, t in zip(pairs.sources, pairs.targets)]
+    self.unit = pairs.source_unit
+    lengths = [source_length(s, self.unit) if self.unit > 1 else max(len(s), len(t))
+               for s, t in zip(pairs.sources, pairs.targets)]
+    self.target_length = max((len(t) for t in pairs.targets), default=1)
     self.bucket = np.asarray([bucket_of(n, self.boundaries) for n in lengths])
     self.steps_per_epoch = sum(int(np.sum(self.bucket == b)) // self.rows[b] for b in range(len(self.boundaries)))
     if self.steps_per_epoch == 0:
@@ -226,10 +244,13 @@ class TrainBatches:
 
   def _collate(self, item) -> dict:
     bucket, idx = item
-    length, rows = self.boundaries[bucket], self.rows[bucket]
+    rows = self.rows[bucket]
+    source_len, target_len = self.boundaries[bucket], self.boundaries[bucket]
+    if self.unit > 1:  # audio: sources in samples, targets to the longest target of the data
+      source_len, target_len = source_len * self.unit, self.target_length
     return {
-        "inputs": pad_batch([self.pairs.sources[i] for i in idx], length, rows),
-        "targets": pad_batch([self.pairs.targets[i] for i in idx], length, rows),
+        "inputs": pad_batch([self.pairs.sources[i] for i in idx], source_len, rows),
+        "targets": pad_batch([self.pairs.targets[i] for i in idx], target_len, rows),
     }
 
   def __getitem__(self, step: int) -> dict:
@@ -245,17 +266,24 @@ class TrainBatches:
 
 
 def eval_batches(sources: list[np.ndarray], targets: list[np.ndarray] | None, batch_size: int,
-                 boundaries=DEFAULT_BUCKETS):
+                 boundaries=DEFAULT_BUCKETS, source_unit: int = 1):
   """Yields (row_indices, batch) covering every row once, grouped by bucket, padded with all-pad
-  rows to `batch_size` (so each bucket compiles once).  `targets=None` gives inputs only."""
-  lengths = [max(len(s), len(t) if targets else 0) for s, t in
-             zip(sources, targets if targets else sources)]
+  rows to `batch_size` (so each bucket compiles once).  `targets=None` gives inputs only.
+  source_unit > 1 (audio): sources are bucketed by their length in units of that many samples and
+  padded to the bucket in samples; targets are padded to the longest target."""
+  if source_unit > 1:
+    lengths = [source_length(s, source_unit) for s in sources]
+  else:
+    lengths = [max(len(s), len(t) if targets else 0) for s, t in
+               zip(sources, targets if targets else sources)]
+  target_length = max((len(t) for t in targets), default=1) if targets else 0
   buckets = np.asarray([bucket_of(n, boundaries) for n in lengths])
   for b in range(len(boundaries)):
     members = np.flatnonzero(buckets == b)
     for start in range(0, len(members), batch_size):
       idx = members[start:start + batch_size]
-      batch = {"inputs": pad_batch([sources[i] for i in idx], boundaries[b], batch_size)}
+      batch = {"inputs": pad_batch([sources[i] for i in idx], boundaries[b] * source_unit, batch_size)}
       if targets:
-        batch["targets"] = pad_batch([targets[i] for i in idx], boundaries[b], batch_size)
+        batch["targets"] = pad_batch([targets[i] for i in idx],
+                                     target_length if source_unit > 1 else boundaries[b], batch_size)
       yield idx, batch

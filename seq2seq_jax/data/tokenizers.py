@@ -12,6 +12,8 @@ import functools
 import io
 import json
 
+import numpy as np
+
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.special_tokens import BOS_ID, EOS_ID, LANGUAGE_TOKEN, PAD_ID
 
@@ -174,9 +176,32 @@ def train_sentencepiece(texts, vocab_size: int, model_type: str = "unigram",
   return SentencePieceVocabulary(model.getvalue())
 
 
+@dataclasses.dataclass(frozen=True)
+class AudioInput:
+  """The source side of a speech dataset: int16 samples at `sample_rate`, passed through as they
+  are (the model computes its own features).  Lengths are counted in `unit` samples (a 10 ms hop),
+  so length buckets and --max_source_length are in hops.  No ids: `size` is 1 (PAD only)."""
+  sample_rate: int = 16000
+  unit: int = 160
+  separator = ""
+
+  @property
+  def size(self) -> int:
+    return 1
+
+  def encode(self, audio, add_eos: bool = False) -> np.ndarray:
+    del add_eos
+    return np.asarray(audio, np.int16)
+
+  def to_json(self) -> str:
+    return json.dumps({"type": "audio", "sample_rate": self.sample_rate, "unit": self.unit})
+
+
 def vocabulary_from_json(text: str):
-  """Either vocabulary kind from its `to_json` text."""
+  """Any vocabulary kind from its `to_json` text."""
   d = json.loads(text)
+  if d.get("type") == "audio":
+    return AudioInput(d["sample_rate"], d["unit"])
   if d.get("type") == "sentencepiece":
     return SentencePieceVocabulary(base64.b64decode(d["model"]))
   return Vocabulary.from_json(text)

@@ -22,6 +22,7 @@ import dataclasses
 
 from seq2seq_jax.models.rnn import RNNConfig, RNNSeq2Seq
 from seq2seq_jax.models.rnn_attention import RNNAttention
+from seq2seq_jax.models.speech_transformer import SpeechTransformer, SpeechTransformerConfig
 from seq2seq_jax.models.transformer import Transformer, TransformerConfig
 from seq2seq_jax.errors import UsageError
 
@@ -29,6 +30,7 @@ MODELS = {
     "transformer": (TransformerConfig, Transformer),
     "rnn_seq2seq": (RNNConfig, RNNSeq2Seq),
     "rnn_attention": (RNNConfig, RNNAttention),
+    "speech_transformer": (SpeechTransformerConfig, SpeechTransformer),
 }
 
 

@@ -172,6 +172,10 @@ class Transformer(nn.Module):
       x = layer(x, mask, train)
     return self.encoder_norm(x) if c.pre_ln else x
 
+  def source_mask(self, inputs):
+    """inputs [B, S] -> [B, S] bool: the encoded positions the decoder may attend to (not padding)."""
+    return inputs != self.config.pad_id
+
   def decode(self, encoded, inputs, decoder_tokens, train: bool = False, decode: bool = False):
     """Decoder (§3.1).  encoded [B, S, D], inputs [B, S] (for the padding mask),
     decoder_tokens [B, T] (BOS-shifted targets; with `decode=True` the newest token(s) only,
@@ -179,10 +183,10 @@ class Transformer(nn.Module):
     c = self.config
     if decode:
       self_mask = None  # the cache masks future positions itself
-      cross_mask = padding_mask(jnp.ones_like(decoder_tokens), inputs, c.pad_id)
+      cross_mask = nn.make_attention_mask(jnp.ones_like(decoder_tokens, bool), self.source_mask(inputs))
     else:
       self_mask = padding_mask(decoder_tokens, decoder_tokens, c.pad_id) & causal_mask(decoder_tokens)
-      cross_mask = padding_mask(decoder_tokens, inputs, c.pad_id)
+      cross_mask = nn.make_attention_mask(decoder_tokens != c.pad_id, self.source_mask(inputs))
     y = self.target_embedding(decoder_tokens)
     y = self.target_positional(y, decode)
     y = self.embedding_dropout(y, deterministic=not train)

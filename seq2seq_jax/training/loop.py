@@ -81,7 +81,7 @@ def validate(config: TrainConfig) -> None:
 
 
 # Validation figures a best checkpoint can be chosen by, and whether higher is better.
-BEST_METRICS = {"wer": False, "per": False, "bleu": True, "chrf": True, "loss": False}
+BEST_METRICS = {"wer": False, "per": False, "cer": False, "bleu": True, "chrf": True, "loss": False}
 
 
 def check_best_metric(config: TrainConfig, spec) -> None:
@@ -124,7 +124,8 @@ def evaluate(task: DecodingTask, eval_fn, examples, vocabs, config: TrainConfig,
   source_vocab, target_vocab = vocabs
   pairs = pipeline.encode_pairs(examples, source_vocab, target_vocab, max(config.buckets))
   sums = None
-  for _, batch in pipeline.eval_batches(pairs.sources, pairs.targets, config.eval_batch_size, config.buckets):
+  for _, batch in pipeline.eval_batches(pairs.sources, pairs.targets, config.eval_batch_size, config.buckets,
+                                        pairs.source_unit):
     s = eval_fn(task.params, parallel.shard_batch(batch, mesh))
     sums = s if sums is None else jax.tree.map(lambda a, b: a + b, sums, s)
   metrics = step_lib.metrics_from_sums(jax.device_get(sums))
@@ -135,7 +136,7 @@ def evaluate(task: DecodingTask, eval_fn, examples, vocabs, config: TrainConfig,
 
 def format_metrics(metrics: dict) -> str:
   """One line of the headline metrics present in `metrics`."""
-  parts = [f"{k.upper()} {metrics[k]:.2%}" for k in ("wer", "per") if k in metrics]
+  parts = [f"{k.upper()} {metrics[k]:.2%}" for k in ("wer", "per", "cer") if k in metrics]
   parts += [f"{name} {metrics[k]:.2f}" for k, name in (("bleu", "BLEU"), ("chrf", "chrF")) if k in metrics]
   parts += [f"loss {metrics['loss']:.3f}", f"ppl {metrics['perplexity']:.2f}", f"accuracy {metrics['accuracy']:.3f}"]
   return "  ".join(parts)
@@ -226,10 +227,12 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
                            weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm)
   init_key, dropout_base = jax.random.split(jax.random.key(config.seed, impl="rbg"))
   shape = (config.batch_size, config.buckets[0])
-  state = state_lib.create_train_state(model, init_key, shape, shape, tx, config.ema_decay)
+  source_shape = (config.batch_size, config.buckets[0] * getattr(vocabs[0], "unit", 1))  # audio: in samples
+  state = state_lib.create_train_state(model, init_key, source_shape, shape, tx, config.ema_decay)
   if init_params is not None:
     fine_tuning.check_compatible(init_params, state.params, config.init_from)
-    state = state_lib.create_train_state(model, init_key, shape, shape, tx, config.ema_decay, params=init_params)
+    state = state_lib.create_train_state(model, init_key, source_shape, shape, tx, config.ema_decay,
+                                         params=init_params)
   n_params = state_lib.parameter_count(state.params)
   if is_chief:  # one writer for the shared workdir; the other processes wait for it
     workdir_lib.prepare(config, vocabs, spec.content_digest)

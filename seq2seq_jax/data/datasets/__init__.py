@@ -5,7 +5,9 @@
 read a record (`to_example`), which tokenizer and metrics suit it.  Pass the same `options` to
 both.  Each example becomes an `Example`: one source text and one or more reference target texts.
 
-Names: cmudict_g2p, cmudict_g2p/g014b2b (the standard split of the G2P literature), bible_en_es, bible_es_en, copy, reverse, sort, addition, any TFDS
+Names: cmudict_g2p, cmudict_g2p/g014b2b (the standard split of the G2P literature), bible_en_es, bible_es_en, copy, reverse, sort, addition,
+speech_cmudict and speech_cmudict/phonemes (CMUdict words spoken by espeak-ng: int16 16 kHz audio
+as the source, `max_examples` and `snr_db` options; `speech_cmudict.py`), any TFDS
 translation dataset as "tfds:<name>/<config>" (e.g. tfds:wmt14_translate/de-en), and your own
 parallel text as "files:PREFIX": PREFIX.{train,validation,test}.tsv (source<TAB>target per line)
 or aligned PREFIX.<split>.src / .tgt files, validation optional (`parallel_files.py`).  Each side
@@ -34,6 +36,7 @@ from seq2seq_jax.data.datasets import synthetic
 from seq2seq_jax.data.datasets import tfds_translation
 from seq2seq_jax.data.datasets.bible import Bible
 from seq2seq_jax.data.datasets.cmudict_g2p import CmudictG2p, CmudictG2pG014b2b
+from seq2seq_jax.data.datasets.speech_cmudict import SpeechCmudict, SpeechConfig
 from seq2seq_jax.errors import UsageError
 
 # Our split name -> the TFDS split names that may stand for it, first match wins.
@@ -62,6 +65,7 @@ class DatasetSpec:
   content_digest: str = ""  # files: a hash of the files' content (part of the vocabulary cache key)
   languages: tuple[str, ...] = ()  # (source, target) language names, when the dataset knows them
   both_directions: bool = False  # read every pair both ways (`in_both_directions`)
+  target_symbols: tuple[str, ...] = ()  # symbols always in the target vocabulary (a closed alphabet)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,9 @@ class DatasetOptions:
   source_tokenizer: str | None = None  # files:*: chars, symbols or sentencepiece
   target_tokenizer: str | None = None  # files:*: chars, symbols or sentencepiece
   both_directions: bool | None = None  # Bible, tfds:*, files:*: source -> target and target -> source
+  max_examples: int | None = None  # speech_cmudict: utterances in all splits together
+  snr_db: float | None = None  # speech_cmudict: add white noise at this signal-to-noise ratio (dB)
+  data_seed: int | None = None  # speech_cmudict: the seed of every draw (words, voices, noise)
 
 
 def parse_lengths(text: str) -> tuple[int, int]:
@@ -135,6 +142,9 @@ FIXED_DATASETS = {
         "Bible verses, Reina-Valera 1909 -> World English Bible (Debian sword-text-web, sword-text-sparv)",
         ("es", "en")),
 }
+SPEECH_OPTIONS = ("max_examples", "snr_db", "data_seed")
+SPEECH_CONFIG_FIELDS = {"max_examples": "max_examples", "snr_db": "snr_db", "data_seed": "seed"}
+SPEECH_DATASETS = {"speech_cmudict": "letters", "speech_cmudict/phonemes": "phonemes"}
 SYNTHETIC_OPTIONS = ("train_lengths", "test_lengths", "num_train", "num_test")
 TRANSLATION_OPTIONS = ("source_lang", "target_lang", "both_directions")
 FILES_PREFIX = "files:"
@@ -202,7 +212,37 @@ def _files_spec(name: str, options: DatasetOptions) -> DatasetSpec:
   )
 
 
-DATASETS = {**FIXED_DATASETS, **{task: _synthetic_spec(task, DatasetOptions()) for task in synthetic.TASKS}}
+def _audio_to_example(target: str, record: dict) -> Example:
+  """An utterance: its int16 samples as the source; the word, or its pronunciations, as references."""
+  references = ((_text(record["word"]),) if target == "letters"
+                else tuple(_text(p) for p in record["pronunciations"]))
+  return Example(record["audio"], references)
+
+
+LETTERS = tuple("'abcdefghijklmnopqrstuvwxyz")
+ARPABET = tuple("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y "
+                "Z ZH".split())
+
+
+def _speech_spec(name: str, options: DatasetOptions) -> DatasetSpec:
+  target = SPEECH_DATASETS[name]
+  config = SpeechConfig(target=target, **{field: getattr(options, option)
+                                          for option, field in SPEECH_CONFIG_FIELDS.items()
+                                          if getattr(options, option) is not None})
+  return DatasetSpec(
+      builder=functools.partial(SpeechCmudict, config=config),
+      to_example=functools.partial(_audio_to_example, target),
+      source_separator="",
+      target_separator="" if target == "letters" else " ",
+      description=f"CMUdict words spoken by espeak-ng, audio -> {target} ({config.name})",
+      metrics=("wer", "cer") if target == "letters" else ("wer", "per"),
+      source_tokenizer="audio",
+      target_symbols=LETTERS if target == "letters" else ARPABET,
+  )
+
+
+DATASETS = {**FIXED_DATASETS, **{task: _synthetic_spec(task, DatasetOptions()) for task in synthetic.TASKS},
+            **{name: _speech_spec(name, DatasetOptions()) for name in SPEECH_DATASETS}}
 
 
 _LANGUAGE_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -253,6 +293,9 @@ def _spec_one_way(name: str, options: DatasetOptions) -> DatasetSpec:
   if name in synthetic.TASKS:
     _reject_options(name, options, SYNTHETIC_OPTIONS)
     return _synthetic_spec(name, options)
+  if name in SPEECH_DATASETS:
+    _reject_options(name, options, SPEECH_OPTIONS)
+    return _speech_spec(name, options)
   if name in FIXED_DATASETS:
     _reject_options(name, options, BIBLE_OPTIONS if name.startswith("bible_") else ())
     return FIXED_DATASETS[name]
