@@ -18,6 +18,27 @@ import pytest  # pylint: disable=g-import-not-at-top
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def tiny_transformer_flagfile(num_train_steps: int, checkpoint_every_steps: int, log_every_steps: int) -> str:
+  """A flagfile's text for a Transformer small enough to train in seconds (greedy evaluation of 8
+  examples at the end)."""
+  return f"""\
+--num_train_steps={num_train_steps}
+--eval_every_steps={num_train_steps}
+--checkpoint_every_steps={checkpoint_every_steps}
+--log_every_steps={log_every_steps}
+--warmup_steps=2
+--batch_size=16
+--d_model=16
+--d_ff=32
+--num_heads=2
+--num_layers=1
+--max_eval_examples=8
+--max_test_examples=8
+--eval_batch_size=16
+--beam_size=0
+"""
+
+
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: longer checks; run with `pytest -m slow`")
 

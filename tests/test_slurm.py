@@ -20,29 +20,14 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_transformer_flagfile
 from experiments.sweep import plan, slurm
 from seq2seq_jax import workdir as workdir_lib
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.training import parallel
 
-TINY_BASE = """\
 # 200 quick steps: long enough to be cancelled between its first checkpoint and its end
---num_train_steps=200
---eval_every_steps=200
---checkpoint_every_steps=10
---log_every_steps=10
---warmup_steps=2
---batch_size=16
---d_model=16
---d_ff=32
---num_heads=2
---num_layers=1
---max_eval_examples=8
---max_test_examples=8
---eval_batch_size=16
---beam_size=0
-"""
+TINY_BASE = tiny_transformer_flagfile(num_train_steps=200, checkpoint_every_steps=10, log_every_steps=10)
 LOCAL_CONF = "/tmp/seq2seq_jax_slurm/slurm.conf"  # where experiments/slurm/local_cluster.sh writes it
 SWEEP_RUNS = ["--runs=h1:num_heads=1", "--runs=h2:num_heads=2"]
 H1 = "h1,num_heads=1,seed=0"

@@ -14,27 +14,12 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_transformer_flagfile
 from experiments.sweep import launch, plan, report
 from seq2seq_jax.errors import UsageError
 
-TINY_BASE = """\
 # a few seconds of training: the runs only have to finish
---num_train_steps=4
---eval_every_steps=4
---checkpoint_every_steps=4
---log_every_steps=2
---warmup_steps=2
---batch_size=16
---d_model=16
---d_ff=32
---num_heads=2
---num_layers=1
---max_eval_examples=8
---max_test_examples=8
---eval_batch_size=16
---beam_size=0
-"""
+TINY_BASE = tiny_transformer_flagfile(num_train_steps=4, checkpoint_every_steps=4, log_every_steps=2)
 ENV = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
 
 
