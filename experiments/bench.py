@@ -18,6 +18,9 @@ training loop runs them.  `flops_per_step` counts as the peer does (its `_train_
 forward, dense weight matrices + tied output projection + full attention); `xla_flops_per_step`
 is XLA's own cost analysis of the compiled step, for reference.  `compile_s` is lowering plus
 compiling the step ahead of time.
+The allocator is experiments.train's (`experiments/allocator.py`: tcmalloc where installed, unless
+LD_PRELOAD is set, even to nothing); the devices are XLA's default (one on a CPU) unless XLA_FLAGS
+sets them, as in experiments.train.
 Decode: a random [batch, decode_len] source without pad/EOS; every output has exactly decode_len
 tokens (EOS suppressed until then, as the peer's min_new_tokens), then EOS.  It runs with the XLA
 options of `experiments.decode` (`experiments/decoding_xla_flags.py`): on CPU, unless XLA_FLAGS
@@ -30,8 +33,15 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
+from experiments import allocator
+
+if __name__ == "__main__" and sys.argv[1:2] == ["train"]:  # as experiments.train, before JAX is imported
+  allocator.run_again_with_tcmalloc()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import numpy as np
 from absl import app, flags
@@ -156,6 +166,7 @@ def bench_train():
       "xla_flops_per_step": float(cost.get("flops", -1.0)) if cost else None,
       "gflops_per_s": flops * steps / elapsed / 1e9, "final_loss": final["loss"],
       "cpu_count": os.cpu_count(), "python": platform.python_version(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "ld_preload": os.environ.get("LD_PRELOAD", ""),
+      "allocator": allocator.describe(os.environ),
   }
 
 

@@ -16,14 +16,20 @@ the model flags): a flag left unset leaves the dataclass default in place.
 """
 
 import dataclasses
+import os
 import sys
 import types
 import typing
 
-import jax
-from absl import flags, logging
+from experiments import allocator
 
-from experiments import decoding_flags, entry_point
+if __name__ == "__main__":  # before JAX is imported: the allocator is chosen when the process starts
+  allocator.run_again_with_tcmalloc()
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags, logging  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from experiments import decoding_flags, entry_point  # pylint: disable=g-import-not-at-top,wrong-import-position
 from seq2seq_jax import models, workdir
 from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.data import datasets
@@ -282,9 +288,20 @@ def config_from_flags() -> TrainConfig:
       decoding=decoding_flags.options_from_flags(decoding_flags.TEXT_FREE_VOCABULARY))
 
 
+def process_description(environ) -> str:
+  """One line on stderr: the devices and the allocator this training process runs with."""
+  n, backend = jax.device_count(), jax.default_backend()
+  devices = f"{n} {backend} device{'s' if n > 1 else ''}"
+  if backend == "cpu" and "xla_force_host_platform_device_count" not in environ.get("XLA_FLAGS", ""):
+    devices += " (XLA's default; XLA_FLAGS=--xla_force_host_platform_device_count=N for N host devices)"
+  return f"training on {devices}; {allocator.describe(environ)}"
+
+
 def main():
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint file at INFO
   parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if jax.process_index() == 0:
+    print(process_description(os.environ), file=sys.stderr)
   config = config_from_flags()
   models.build_model(config.model, source_vocab_size=8, target_vocab_size=8, **config.model_hparams)
   datasets.spec(config.dataset, datasets.DatasetOptions(**config.dataset_options))
