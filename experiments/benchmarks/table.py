@@ -14,16 +14,18 @@ FIGURES = {"train": "target_tokens_per_s", "decode": "sentences_per_s",
            "matmul": "gflops_per_s", "jaxmatmul": "gflops_per_s"}
 UNITS = {"train": "target tokens/s", "decode": "sentences/s", "matmul": "GFLOP/s", "jaxmatmul": "GFLOP/s"}
 REFERENCES = {  # group -> the rows every row of it is divided by
-    "train": ("eager PyTorch", "eager PyTorch, tcmalloc"),
+    "train": ("eager PyTorch", "eager PyTorch, tcmalloc"),  # vs_peers.sh (CPU)
+    "train small": ("eager PyTorch",),  # gpu.sh
+    "train base": ("eager PyTorch",),
     "greedy": ("CTranslate2 float32", "HF generate float32"),
-    "beam 4": ("CTranslate2 float32", "CTranslate2 int8", "HF generate float32"),
+    "beam 4": ("CTranslate2 float32", "CTranslate2 bfloat16", "CTranslate2 int8", "HF generate float32"),
 }
 
 
-def spread(values) -> str:
-  """'median [min-max]', with the precision the size of the figures calls for."""
+def spread(values, unit: str = "") -> str:
+  """'median<unit> [min-max]', with the precision the size of the figures calls for."""
   fmt = (lambda v: f"{v:,.0f}") if max(values) >= 1000 else (lambda v: f"{v:.1f}" if max(values) >= 10 else f"{v:.2f}")
-  med = fmt(statistics.median(values))
+  med = fmt(statistics.median(values)) + unit
   return med if len(values) == 1 else f"{med} [{fmt(min(values))}-{fmt(max(values))}]"
 
 
@@ -45,7 +47,7 @@ def group_rows(group: str, rows: dict, unit: str) -> list[str]:
     cells = [spread(got) if got else "error"]
     for ref in refs:
       ratios = [v / rows[ref][k] for k, v in by_round.items() if v and rows[ref].get(k)]
-      cells.append(f"{spread(ratios)}x" if ratios else "")
+      cells.append(spread(ratios, "x") if ratios else "")
     out.append(f"| {name} | " + " | ".join(cells) + " |")
   return out
 

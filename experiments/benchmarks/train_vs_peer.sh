@@ -19,8 +19,8 @@ peer() {  # peer ARGS... with LD_PRELOAD from the environment; adds "ld_preload"
 peer matmul
 python "$PEERS/torch_peers.py" jaxmatmul
 for round in 1 2 3; do
-  python -m experiments.bench train --config=small
-  XLA_FLAGS=$TWO python -m experiments.bench train --config=small
+  LD_PRELOAD= python -m experiments.bench train --config=small  # glibc: bench train would preload tcmalloc
+  LD_PRELOAD= XLA_FLAGS=$TWO python -m experiments.bench train --config=small
   LD_PRELOAD=$TCMALLOC python -m experiments.bench train --config=small
   LD_PRELOAD=$TCMALLOC XLA_FLAGS=$TWO python -m experiments.bench train --config=small
   peer train --config small

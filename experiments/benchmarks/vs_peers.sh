@@ -34,14 +34,7 @@ else
 fi
 DEFAULT=(env -u XLA_FLAGS -u LD_PRELOAD -u SEQ2SEQ_JAX_TCMALLOC)  # what a user gets with nothing set
 
-row() {  # row GROUP ROW COMMAND...: the command's JSON line (its last stdout line) with group, row, round
-  local group=$1 name=$2
-  shift 2
-  "$@" | python -c 'import json, sys
-d = json.loads(sys.stdin.read().strip().splitlines()[-1])
-d.update(group=sys.argv[1], row=sys.argv[2], round=int(sys.argv[3]))
-print(json.dumps(d), flush=True)' "$group" "$name" "$round"
-}
+. "$HERE/rows.sh"
 
 round=0
 row matmul "torch f32 ${N}x${N}" "$PEER_PYTHON" "$PEERS/torch_peers.py" matmul --n $N
