@@ -4,7 +4,8 @@
 #   experiments/g2p_cmudict/run.sh RECIPE [WORKDIR] [more experiments.train flags]
 #   experiments/g2p_cmudict/run.sh transformer_1h_relative_cross            # -> runs/g2p_transformer_1h_relative_cross
 #
-# RECIPE is a flagfile name without .flags.  The environment per recipe:
+# RECIPE is a flagfile name without .flags.  The environment per recipe (glibc's malloc unless it
+# says tcmalloc: LD_PRELOAD set to nothing, so that experiments.train does not preload tcmalloc):
 #   transformer_1h, transformer_1h_cosine*, rnn_*_1h   one device, XLA's defaults (both cores)
 #   transformer_1h_2dev, transformer_1h_2dev_dropout02 two host devices (data parallel, one per core)
 #   transformer_1h_2dev_tcmalloc, transformer_1h_relative*
@@ -29,6 +30,7 @@ TCMALLOC=${TCMALLOC:-/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4}
 TWO_DEVICES="--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_terminate_timeout_seconds=60 --xla_cpu_collective_timeout_seconds=60"
 train=(python -m experiments.train "--flagfile=$flagfile" "--workdir=$workdir" "$@")
 retries=0
+export LD_PRELOAD=${LD_PRELOAD-}  # unless the user set it
 case $recipe in
   transformer_1h_2dev|transformer_1h_2dev_dropout02)
     export XLA_FLAGS="$TWO_DEVICES${XLA_FLAGS:+ $XLA_FLAGS}"; retries=5 ;;
