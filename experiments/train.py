@@ -300,12 +300,12 @@ def process_description(environ) -> str:
 def main():
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint file at INFO
   parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  if jax.process_index() == 0:
-    print(process_description(os.environ), file=sys.stderr)
   config = config_from_flags()
   models.build_model(config.model, source_vocab_size=8, target_vocab_size=8, **config.model_hparams)
   datasets.spec(config.dataset, datasets.DatasetOptions(**config.dataset_options))
   loop.validate(config)
+  if jax.process_index() == 0:  # after the checks of the flags and inputs, whose errors are one line
+    print(process_description(os.environ), file=sys.stderr)
   try:
     results = loop.train_and_evaluate(config)
   except faults.NonFiniteLoss as e:

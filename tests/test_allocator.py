@@ -1,7 +1,9 @@
 """What experiments.train runs with when nothing is set (tcmalloc where installed, XLA's devices),
 and that a user's own LD_PRELOAD and XLA_FLAGS are left alone."""
 
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -46,24 +48,27 @@ def test_run_again_replaces_the_process_with_the_same_command():
     assert not calls
 
 
-def train_first_line(**environ):
-  """The first stderr line of experiments.train stopped by a bad flag value after it has started."""
+def train_first_line(workdir, **environ):
+  """The first stderr line of experiments.train, stopped where training begins: the workdir's lock
+  is held by this (live) process."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "train.lock"), "w") as f:
+    json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}, f)
   env = {k: v for k, v in os.environ.items()
          if k not in ("XLA_FLAGS", "LD_PRELOAD", allocator.CHOSEN_BY_DEFAULT)}
-  proc = subprocess.run([sys.executable, "-m", "experiments.train", "--num_train_steps=0",
-                         "--workdir=/nonexistent/w"], cwd=REPO, capture_output=True, text=True,
-                        env={**env, **environ}, timeout=300)
+  proc = subprocess.run([sys.executable, "-m", "experiments.train", f"--workdir={workdir}"], cwd=REPO,
+                        capture_output=True, text=True, env={**env, **environ}, timeout=300)
   assert proc.returncode == 2, proc.stderr[-2000:]
-  assert "--num_train_steps must be a positive integer" in proc.stderr.strip().splitlines()[-1]
+  assert f"is in use by process {os.getpid()}" in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
   return proc.stderr.splitlines()[0]
 
 
-def test_train_defaults_are_in_effect_and_a_users_settings_are_kept():
-  line = train_first_line()
+def test_train_defaults_are_in_effect_and_a_users_settings_are_kept(tmp_path):
+  line = train_first_line(str(tmp_path / "w"))
   assert line.startswith("training on 1 cpu device (XLA's default;"), line
   path = allocator.find_tcmalloc()
   assert line.endswith(f"allocator: tcmalloc ({path}; set LD_PRELOAD, even to nothing, to choose yourself)"
                        if path else allocator.INSTALL_HINT), line
 
-  line = train_first_line(XLA_FLAGS="--xla_force_host_platform_device_count=2", LD_PRELOAD="")
+  line = train_first_line(str(tmp_path / "w"), XLA_FLAGS="--xla_force_host_platform_device_count=2", LD_PRELOAD="")
   assert line == "training on 2 cpu devices; allocator: glibc malloc (LD_PRELOAD is set to nothing)"
