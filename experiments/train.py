@@ -26,10 +26,11 @@ from experiments import allocator
 if __name__ == "__main__":  # before JAX is imported: the allocator is chosen when the process starts
   allocator.run_again_with_tcmalloc()
 
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import flags, logging  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
+from absl import flags, logging
 
-from experiments import decoding_flags, entry_point  # pylint: disable=g-import-not-at-top,wrong-import-position
+from experiments import decoding_flags, entry_point
 from seq2seq_jax import models, workdir
 from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.data import datasets
