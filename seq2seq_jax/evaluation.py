@@ -13,6 +13,7 @@ test) and `experiments.evaluate` both call it.
 import editdistance
 import numpy as np
 
+from seq2seq_jax.models.audio import SAMPLE_RATE
 from seq2seq_jax.translator import decode_all, options_for_language
 
 
@@ -109,7 +110,7 @@ def describe_source(source) -> str:
   """A source as text for results: itself, or for audio samples their duration."""
   if isinstance(source, str):
     return source
-  return f"<audio {len(source) / 16000:.2f} s>"
+  return f"<audio {len(source) / SAMPLE_RATE:.2f} s>"
 
 
 def sequence_metrics(names: tuple[str, ...], hypotheses: list[str], references: list[tuple[str, ...]],
@@ -142,10 +143,11 @@ def decode_and_score(task, examples, source_vocab, target_vocab, metric_names: t
   unit = getattr(source_vocab, "unit", 1)   # samples per length unit (audio: a 10 ms hop)
   encoded = [np.asarray(source_vocab.encode(e.source), np.int32) for e in examples]
   sources = [s[:max_source_length * unit] for s in encoded]
-  languages = sorted({e.target_language for e in examples})
+  by_language = {}  # target language ("" when the dataset has one direction) -> example indices
+  for i, e in enumerate(examples):
+    by_language.setdefault(e.target_language, []).append(i)
   hypotheses = [None] * len(examples)
-  for language in languages:
-    idx = [i for i, e in enumerate(examples) if e.target_language == language]
+  for language, idx in sorted(by_language.items()):
     language_task = task.with_options(options_for_language(task.options, target_vocab, language)) if language else task
     for i, result in zip(idx, decode_all(language_task, [sources[i] for i in idx], batch_size, buckets, unit)):
       hypotheses[i] = result.text
@@ -153,10 +155,9 @@ def decode_and_score(task, examples, source_vocab, target_vocab, metric_names: t
   metrics = {"examples": len(examples), "truncated_sources": sum(len(s) > max_source_length * unit for s in encoded)}
   metrics.update(sequence_metrics(metric_names, hypotheses, references, [describe_source(e.source) for e in examples],
                                   target_vocab.separator))
-  if len(languages) > 1:
+  if len(by_language) > 1:
     metrics["by_target_language"] = {}
-    for language in languages:
-      idx = [i for i, e in enumerate(examples) if e.target_language == language]
+    for language, idx in sorted(by_language.items()):
       part = sequence_metrics(metric_names, [hypotheses[i] for i in idx], [references[i] for i in idx],
                               [describe_source(examples[i].source) for i in idx], target_vocab.separator)
       part.pop("bleu_by_source_length", None)

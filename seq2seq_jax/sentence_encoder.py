@@ -29,7 +29,6 @@ from seq2seq_jax.translator import Translator
 POOLINGS = ("mean", "max", "final", "stats")
 
 
-
 def _states_and_final(encoded, mask):
   """encoded: [B, S, D] (Transformer) or {"states", "final"} (RNN) -> (states [B, S, D], final [B, D])."""
   if isinstance(encoded, dict):

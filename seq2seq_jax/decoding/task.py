@@ -317,6 +317,13 @@ def score_sequences(model, params, inputs, targets, *, options: DecodingOptions,
   return sum_logprobs / search.length_penalty_fn(options.length_penalty)(lengths), sum_logprobs
 
 
+def check_room(options: DecodingOptions, model_max_length: int) -> None:
+  """UsageError when the prompt, forced prefix and min_len leave no room for an output."""
+  if options.min_len + len(options.prefix) >= model_max_length - len(options.prompt):
+    raise UsageError(f"min_len + prefix ({options.min_len + len(options.prefix)}) leave no room "
+                     f"below the model's limit of {model_max_length} tokens")
+
+
 class DecodingTask:
   """Decodes batches of token ids with `options`, including Whisper's temperature fallback."""
 
@@ -331,17 +338,13 @@ class DecodingTask:
     self.model, self.params, self.options = model, params, options
     self.bos_id, self.eos_id, self.detokenize = bos_id, eos_id, detokenize
     self.model_max_length = model_max_length
-    if options.min_len + len(options.prefix) >= model_max_length - len(options.prompt):
-      raise UsageError(f"min_len + prefix ({options.min_len + len(options.prefix)}) leave no room "
-                       f"below the model's limit of {model_max_length} tokens")
+    check_room(options, model_max_length)
 
   def with_options(self, options: DecodingOptions) -> "DecodingTask":
     """The same model and parameters (already placed) decoding with `options`."""
     task = DecodingTask.__new__(DecodingTask)
     task.__dict__.update(self.__dict__, options=options)
-    if options.min_len + len(options.prefix) >= self.model_max_length - len(options.prompt):
-      raise UsageError(f"min_len + prefix ({options.min_len + len(options.prefix)}) leave no room "
-                       f"below the model's limit of {self.model_max_length} tokens")
+    check_room(options, self.model_max_length)
     return task
 
   def _attempt(self, inputs, row_ids, key, temperature: float) -> list[DecodingResult]:
