@@ -324,6 +324,15 @@ def _silence_abandoned_reads() -> None:
   warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
 
 
+def _wait_until_quiet(stream: io.StringIO, quiet_s: float = 0.5, limit_s: float = 10.0) -> None:
+  """Returns once nothing has been written to `stream` for `quiet_s` seconds (at most `limit_s`):
+  on a busy machine the abandoned reads report later than on an idle one."""
+  deadline, size = time.monotonic() + limit_s, -1
+  while size != stream.tell() and time.monotonic() < deadline:
+    size = stream.tell()
+    time.sleep(quiet_s)
+
+
 @contextlib.contextmanager
 def _unreadable_checkpoint_as_error(step: int):
   """Turns any failure to read checkpoint `step` into a DamagedCheckpointError.  When tensorstore
@@ -339,7 +348,7 @@ def _unreadable_checkpoint_as_error(step: int):
   finally:
     if reason is not None:
       _silence_abandoned_reads()
-      time.sleep(0.5)  # the reads in flight finish reporting
+      _wait_until_quiet(sys.stderr)  # the reads in flight finish reporting
     sys.stderr = saved
   if reason is not None:
     raise DamagedCheckpointError(step, reason)
