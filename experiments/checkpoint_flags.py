@@ -14,7 +14,8 @@ flags.DEFINE_bool("use_ema", True, "Use the moving average of the parameters whe
 
 
 flags.DEFINE_list("ensemble", [], "More workdirs to decode together with --workdir as one ensemble "
-                  "(their log-probabilities averaged at every step); each at --checkpoint.")
+                  "(their log-probabilities averaged at every step); each at --checkpoint, or at its own "
+                  "as WORKDIR:STEP (or WORKDIR:best, WORKDIR:latest).")
 
 
 def translator_args() -> dict:
@@ -24,6 +25,9 @@ def translator_args() -> dict:
 
 def load_translator(workdir_path: str, dtype: str | None = None) -> Translator:
   """The Translator of --workdir, or of the ensemble of --workdir and the --ensemble workdirs."""
-  members = [Translator.from_workdir(w, dtype=dtype, **translator_args())
-             for w in [workdir_path, *FLAGS.ensemble]]
+  args = translator_args()
+  members = [Translator.from_workdir(workdir_path, dtype=dtype, **args)]
+  for entry in FLAGS.ensemble:
+    path, checkpoint = workdir.parse_workdir_reference(entry, default=args["checkpoint"])
+    members.append(Translator.from_workdir(path, dtype=dtype, **{**args, "checkpoint": checkpoint}))
   return members[0] if len(members) == 1 else Translator.ensemble(members)

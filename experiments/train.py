@@ -35,7 +35,7 @@ from seq2seq_jax import models, workdir
 from seq2seq_jax.config import TrainConfig
 from seq2seq_jax.data import datasets
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.training import faults, fine_tuning, loop, parallel
+from seq2seq_jax.training import faults, loop, parallel
 
 FLAGS = flags.FLAGS
 DEFAULT = TrainConfig()
@@ -259,7 +259,7 @@ def model_from_flags() -> tuple[str, dict]:
   hyperparameters that --init_from names, under the model flags set here."""
   if not FLAGS.init_from or FLAGS["model"].present:
     return FLAGS.model, model_hparams_from_flags(FLAGS.model)
-  source, _, _ = workdir.load(fine_tuning.parse_init_from(FLAGS.init_from)[0])
+  source, _, _ = workdir.load(workdir.parse_workdir_reference(FLAGS.init_from)[0])
   return source["model"], {**source["model_hparams"], **model_hparams_from_flags(source["model"])}
 
 

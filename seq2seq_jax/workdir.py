@@ -247,6 +247,15 @@ def parse_checkpoint(text: str) -> str | int:
   raise UsageError(f"--checkpoint must be latest, best or a step number, got {text!r}")
 
 
+def parse_workdir_reference(text: str, default: str | int = "latest") -> tuple[str, str | int]:
+  """A run and one of its checkpoints in one string (--init_from, --ensemble): 'W' -> (W, default);
+  'W:1200' -> (W, 1200); 'W:best' -> (W, 'best'); a path that itself holds a colon stays whole."""
+  path, _, checkpoint = text.rpartition(":")
+  if not path or not (checkpoint.isdigit() or checkpoint in CHECKPOINT_NAMES):
+    return text, default
+  return path, parse_checkpoint(checkpoint)
+
+
 def select_checkpoint(workdir: str, checkpoint: str | int = "latest") -> tuple:
   """(manager, step) of the checkpoint named by `checkpoint` (see `parse_checkpoint`); UsageError
   naming the steps there are when it does not exist."""

@@ -80,11 +80,12 @@ def test_mean_params_is_the_elementwise_mean():
   assert mean["y"]["z"].dtype == jnp.bfloat16 and float(mean["y"]["z"][0, 0]) == 0.5
 
 
-def test_init_from_names_a_checkpoint():
-  assert fine_tuning.parse_init_from("runs/a") == ("runs/a", "latest")
-  assert fine_tuning.parse_init_from("runs/a:1200") == ("runs/a", 1200)
-  assert fine_tuning.parse_init_from("runs/a:best") == ("runs/a", "best")
-  assert fine_tuning.parse_init_from("C:/x:latest") == ("C:/x", "latest")
+def test_init_from_and_ensemble_name_a_checkpoint():
+  assert workdir.parse_workdir_reference("runs/a") == ("runs/a", "latest")
+  assert workdir.parse_workdir_reference("runs/a", default=30) == ("runs/a", 30)
+  assert workdir.parse_workdir_reference("runs/a:1200") == ("runs/a", 1200)
+  assert workdir.parse_workdir_reference("runs/a:best") == ("runs/a", "best")
+  assert workdir.parse_workdir_reference("C:/x:latest") == ("C:/x", "latest")
 
 
 # --- one trained run with a moving average and a best checkpoint ----------------------------------
@@ -127,6 +128,21 @@ def test_moving_average_is_kept_beside_the_parameters(trained):
   assert not _equal(ema, raw)
   evaluated = json.loads(run("evaluate", f"--workdir={trained}", "--checkpoint=best", "--max_examples=8").stdout)
   assert evaluated["step"] == _params(trained, "best")[0]
+
+
+def test_an_ensemble_member_at_its_own_checkpoint(trained, tmp_path):
+  """--ensemble=W:STEP scores with that member at STEP, whatever --checkpoint says."""
+  pairs = tmp_path / "pairs.tsv"
+  pairs.write_text("overseers\tOW V ER S IY ER Z\ndispute\tD IH S P Y UW T\n")
+  def scores(*flags):  # the summed log-prob of each pair
+    out = run("decode", f"--workdir={trained}", f"--score_file={pairs}", *flags).stdout
+    return np.array([float(line.split("\t")[-1]) for line in out.splitlines()])
+  at_20, at_40 = scores("--checkpoint=20"), scores("--checkpoint=40")
+  assert np.abs(at_20 - at_40).min() > 1e-2  # the two checkpoints score differently, so the step shows
+  np.testing.assert_allclose(scores("--checkpoint=20", f"--ensemble={trained}:20"), at_20, atol=1e-4)  # with itself
+  np.testing.assert_allclose(scores("--checkpoint=40", f"--ensemble={trained}"), at_40, atol=1e-4)  # --checkpoint
+  mixed = scores("--checkpoint=40", f"--ensemble={trained}:20")
+  assert np.abs(mixed - at_20).min() > 1e-3 and np.abs(mixed - at_40).min() > 1e-3
 
 
 def test_averaging_two_checkpoints_gives_their_mean(trained, tmp_path):

@@ -12,17 +12,9 @@ from seq2seq_jax import workdir as workdir_lib
 from seq2seq_jax.errors import UsageError
 
 
-def parse_init_from(text: str) -> tuple[str, str | int]:
-  """'W' -> (W, 'latest'); 'W:1200' -> (W, 1200); 'W:best' -> (W, 'best')."""
-  path, _, checkpoint = text.rpartition(":")
-  if not path or not (checkpoint.isdigit() or checkpoint in workdir_lib.CHECKPOINT_NAMES):
-    return text, "latest"
-  return path, workdir_lib.parse_checkpoint(checkpoint)
-
-
 def source_run(init_from: str) -> tuple[dict, tuple, object, int]:
   """(config dict, (source vocab, target vocab), params, step) of the run `init_from` names."""
-  workdir, checkpoint = parse_init_from(init_from)
+  workdir, checkpoint = workdir_lib.parse_workdir_reference(init_from)
   config, source_vocab, target_vocab = workdir_lib.load(workdir)
   manager, step = workdir_lib.select_checkpoint(workdir, checkpoint)
   try:
