@@ -72,6 +72,15 @@ def test_moving_average_follows_its_definition():
   assert state_lib.evaluation_params(state) is state.ema_params
 
 
+def test_a_moving_average_too_slow_for_the_run_is_pointed_out():
+  note = state_lib.moving_average_note(0.999, 215)  # a one-hour recipe's decay in a 5-minute run
+  assert note.startswith("note: with --ema_decay=0.999") and "81% of the initial parameters after 215 steps" in note
+  suggested = float(note.split("--ema_decay=")[-1].split()[0])
+  assert suggested ** 215 <= 0.05 < 0.999 ** 215
+  assert state_lib.moving_average_note(0.999, 3500) is None  # 3% left: fine
+  assert state_lib.moving_average_note(0.0, 10) is None  # no average
+
+
 def test_mean_params_is_the_elementwise_mean():
   a = {"x": jnp.array([1.0, 2.0]), "y": {"z": jnp.array([[0.0]], jnp.bfloat16)}}
   b = {"x": jnp.array([3.0, 6.0]), "y": {"z": jnp.array([[1.0]], jnp.bfloat16)}}

@@ -234,6 +234,8 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
     state = state_lib.create_train_state(model, init_key, source_shape, shape, tx, config.ema_decay,
                                          params=init_params)
   n_params = state_lib.parameter_count(state.params)
+  if note := state_lib.moving_average_note(config.ema_decay, config.num_train_steps):
+    log(note)
   if is_chief:  # one writer for the shared workdir; the other processes wait for it
     workdir_lib.prepare(config, vocabs, spec.content_digest)
   parallel.sync_processes("prepare_workdir")

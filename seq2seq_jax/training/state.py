@@ -1,5 +1,6 @@
 """Train state, optimizers, learning-rate schedules (optax) and the parameters' moving average."""
 
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -77,6 +78,18 @@ class EmaTrainState(train_state.TrainState):
     decay = self.ema_decay
     ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, self.ema_params, new.params)
     return new.replace(ema_params=ema)
+
+
+def moving_average_note(decay: float, steps: int, most: float = 0.05) -> str | None:
+  """A line for the user when the moving average `steps` updates long still holds more than `most`
+  of the starting parameters (their weight in it is decay ** steps), else None.  A recipe's decay
+  run for fewer steps (a shorter budget, a smoke test) is evaluated nearly as initialised."""
+  if not decay or decay ** steps <= most:
+    return None
+  enough = math.floor(most ** (1 / steps) * 1e4) / 1e4  # rounded down, so that it does leave less
+  return (f"note: with --ema_decay={decay} the moving average that validation and test use still holds "
+          f"{decay ** steps:.0%} of the initial parameters after {steps} steps; --ema_decay="
+          f"{enough} or lower leaves under {most:.0%}")
 
 
 def evaluation_params(state):
