@@ -65,6 +65,25 @@ def bitext_retrieval_errors(x, y, k: int = 4) -> dict:
           "margin": {"x_to_y": retrieval_error_rate(margin), "y_to_x": retrieval_error_rate(margin.T)}}
 
 
+def cross_condition_errors(vectors: dict[str, np.ndarray], k: int = 4) -> dict:
+  """The same N items seen under several conditions (a spoken word in several voices, a sentence
+  in several languages): vectors {condition: [N, D]}, row i of each the same item.  Every ordered
+  pair of conditions (a, b) is a retrieval from a's rows into b's -> {"pairs": {"a -> b": {"cosine",
+  "margin"}}, "mean": {"cosine", "margin"}, "examples", "margin_k"} (error fractions)."""
+  names = list(vectors)
+  if len(names) < 2:
+    raise ValueError(f"need at least 2 conditions, got {names}")
+  pairs = {}
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      errors = bitext_retrieval_errors(vectors[a], vectors[b], k)
+      for metric in ("cosine", "margin"):
+        pairs.setdefault(f"{a} -> {b}", {})[metric] = errors[metric]["x_to_y"]
+        pairs.setdefault(f"{b} -> {a}", {})[metric] = errors[metric]["y_to_x"]
+  mean = {metric: float(np.mean([p[metric] for p in pairs.values()])) for metric in ("cosine", "margin")}
+  return {"examples": int(np.asarray(vectors[names[0]]).shape[0]), "margin_k": k, "pairs": pairs, "mean": mean}
+
+
 def bag_of_pieces(token_ids: list[np.ndarray], vocab_size: int) -> np.ndarray:
   """The untrained floor: a sentence as the mean of one-hot vectors of its token ids -> [N, vocab_size]
   float32 (its cosines are those of the token-count vectors).  This is the mean of untrained,

@@ -61,3 +61,19 @@ def test_bag_of_pieces_sees_shared_tokens_only():
   assert retrieval.cosine_matrix(bag[:1], bag[2:])[0, 0] == 0.0  # no shared piece
   same = retrieval.bitext_retrieval_errors(bag[1:], bag[1:])
   assert same["cosine"]["x_to_y"] == 0.0
+
+
+def test_cross_condition_errors_cover_every_ordered_pair():
+  rng = np.random.default_rng(1)
+  items = rng.standard_normal((30, 8))
+  vectors = {"a": items, "b": 3 * items + 0.01 * rng.standard_normal((30, 8)), "c": items[::-1]}
+  errors = retrieval.cross_condition_errors(vectors, k=4)
+  assert errors["examples"] == 30 and set(errors["pairs"]) == {"a -> b", "b -> a", "a -> c", "c -> a",
+                                                                "b -> c", "c -> b"}
+  assert errors["pairs"]["a -> b"] == {"cosine": 0.0, "margin": 0.0} == errors["pairs"]["b -> a"]
+  # c holds the items in reverse order, so row i of c is not item i: nearly every match is wrong.
+  assert min(errors["pairs"]["a -> c"].values()) >= 0.9 and min(errors["pairs"]["c -> b"].values()) >= 0.9
+  mean_cosine = np.mean([p["cosine"] for p in errors["pairs"].values()])
+  assert errors["mean"]["cosine"] == pytest.approx(mean_cosine)
+  with pytest.raises(ValueError, match="at least 2 conditions"):
+    retrieval.cross_condition_errors({"a": items})

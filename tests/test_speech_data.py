@@ -10,8 +10,10 @@ import sys
 
 import numpy as np
 import pytest
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from seq2seq_jax.data import audio_files, datasets, pipeline
+from seq2seq_jax.data.datasets import cmudict_g2p
 from seq2seq_jax.data.datasets import speech_cmudict as sc
 from seq2seq_jax.data.tokenizers import AudioInput, vocabulary_from_json
 from seq2seq_jax.errors import UsageError
@@ -66,10 +68,28 @@ def test_synthesis_is_deterministic_16khz_speech():
 
 
 @needs_espeak
-def test_a_tiny_build_reads_as_audio_batches(tmp_path):
+def test_spoken_word_sets_say_the_same_unseen_words_in_every_test_voice():
+  words, spoken = sc.spoken_word_sets(3, seed=4)
+  again_words, again = sc.spoken_word_sets(3, seed=4)
+  assert words == again_words and len(set(words)) == 3 and list(spoken) == list(sc.TEST_VOICES)
+  assert all(np.array_equal(a, b) for v in spoken for a, b in zip(spoken[v], again[v]))
+  train_words = set(cmudict_g2p.split_words(list(cmudict_g2p.load_entries()))["train"])
+  assert not train_words & set(words)
+  assert all(len(u) == 3 and all(x.dtype == np.int16 for x in u) for u in spoken.values())
+  assert not np.array_equal(spoken[sc.TEST_VOICES[0]][0][:1000], spoken[sc.TEST_VOICES[1]][0][:1000])
+  with pytest.raises(UsageError, match="at least 2 words"):
+    sc.spoken_word_sets(1)
+
+
+@needs_espeak
+def test_a_tiny_build_reads_as_audio_batches(tmp_path, monkeypatch):
+  # TFDS spills a split past its in-memory limit to disk through TensorFlow (not installed): with
+  # that limit at 1 byte, the build must still keep its splits in memory, and restore the limit.
+  monkeypatch.setattr(tfds_shuffle, "MAX_MEM_BUFFER_SIZE", 1)
   options = datasets.DatasetOptions(max_examples=14, snr_db=20.0)
   spec = datasets.spec("speech_cmudict", options)
   splits = datasets.load("speech_cmudict", str(tmp_path), options)
+  assert tfds_shuffle.MAX_MEM_BUFFER_SIZE == 1
   assert {name: len(s) for name, s in splits.items()} == sc.split_sizes(14)
   record = splits["test"][0]
   assert record["audio"].dtype == np.int16 and record["voice"].decode() in sc.TEST_VOICES
@@ -130,3 +150,10 @@ def test_train_evaluate_and_decode_audio_end_to_end(tmp_path):
             "--max_len_b=12", f"--plot_attention={tmp_path / 'plots'}").stdout
   assert out.startswith(str(wavs / "hello.wav") + "\t")
   assert os.listdir(tmp_path / "plots")
+  identified = json.loads(run("experiments.identify_spoken_words", f"--workdir={workdir}", "--words=3",
+                              f"--output={tmp_path / 'ids.json'}").stdout.strip().splitlines()[-1])
+  assert identified == json.load(open(tmp_path / "ids.json"))
+  assert identified["words"] + identified["words_too_long"] == 3 and len(identified["voices"]) == 4
+  assert len(identified["error_percent"]["pairs"]) == 12 and identified["dim"] == 64  # stats: [mean; std]
+  for errors in (identified["error_percent"], identified["baseline_error_percent"]):
+    assert all(0 <= e <= 100 for pair in errors["pairs"].values() for e in pair.values())

