@@ -3,6 +3,8 @@
 from absl import flags
 
 from seq2seq_jax import workdir
+from seq2seq_jax.errors import UsageError
+from seq2seq_jax.sentence_encoder import SentenceEncoder
 from seq2seq_jax.translator import Translator
 
 FLAGS = flags.FLAGS
@@ -31,3 +33,11 @@ def load_translator(workdir_path: str, dtype: str | None = None) -> Translator:
     path, checkpoint = workdir.parse_workdir_reference(entry, default=args["checkpoint"])
     members.append(Translator.from_workdir(path, dtype=dtype, **{**args, "checkpoint": checkpoint}))
   return members[0] if len(members) == 1 else Translator.ensemble(members)
+
+
+def load_sentence_encoder(workdir_path: str, pooling: str) -> SentenceEncoder:
+  """The encoder of --workdir at --checkpoint; UsageError for --ensemble (an ensemble has no one encoder)."""
+  if FLAGS.ensemble:
+    raise UsageError("--ensemble decodes several models as one; sentence vectors come from one model's "
+                     "encoder: give only --workdir")
+  return SentenceEncoder(load_translator(workdir_path), pooling)

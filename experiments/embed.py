@@ -15,7 +15,7 @@ from absl import flags, logging
 from experiments import checkpoint_flags, entry_point
 from seq2seq_jax.data import audio_files
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.sentence_encoder import POOLINGS, SentenceEncoder
+from seq2seq_jax.sentence_encoder import POOLINGS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/default", "Training workdir.")
@@ -47,9 +47,7 @@ def main():
     raise UsageError(f"--input_file={FLAGS.input_file} does not exist")
   with open(FLAGS.input_file, encoding="utf-8") as f:
     texts = [line.rstrip("\n") for line in f]
-  if FLAGS.ensemble:
-    raise UsageError("--ensemble decodes several models as one; embed takes one --workdir")
-  encoder = SentenceEncoder(checkpoint_flags.load_translator(FLAGS.workdir), FLAGS.pooling)
+  encoder = checkpoint_flags.load_sentence_encoder(FLAGS.workdir, FLAGS.pooling)
   if encoder.translator.source_unit > 1:  # a speech model: lines are WAV files or directories of them
     texts = audio_files.expand_paths(texts)
   vectors = encoder.encode(texts, FLAGS.batch_size, truncate=FLAGS.truncate)

@@ -24,12 +24,13 @@ from experiments import checkpoint_flags, entry_point
 from seq2seq_jax import retrieval, workdir
 from seq2seq_jax.data import datasets, pipeline
 from seq2seq_jax.errors import UsageError
-from seq2seq_jax.sentence_encoder import POOLINGS, SentenceEncoder, source_embedding_table
+from seq2seq_jax.sentence_encoder import POOLINGS, source_embedding_table
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir.", required=True)
 flags.DEFINE_enum("pooling", "mean", list(POOLINGS), "How to pool the encoder states.")
-flags.DEFINE_integer("margin_k", 4, "Nearest neighbours in the ratio margin (Artetxe & Schwenk 2019).")
+flags.DEFINE_integer("margin_k", 4, "Nearest neighbours in the ratio margin (Artetxe & Schwenk 2019).",
+                     lower_bound=1)
 flags.DEFINE_string("dataset", None, "Parallel dataset to retrieve in (default: the workdir's, with its options).")
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split whose pairs are retrieved.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the one the workdir was trained with).")
@@ -63,13 +64,9 @@ def percent(errors: dict, names: tuple[str, str]) -> dict:
 
 def main():
   logging.set_verbosity(logging.WARNING)
-  if FLAGS.margin_k < 1:
-    raise UsageError(f"--margin_k must be a positive integer, got {FLAGS.margin_k}")
-  if FLAGS.ensemble:
-    raise UsageError("--ensemble decodes several models as one; evaluate_embeddings takes one --workdir")
   config, _, _ = workdir.load(FLAGS.workdir)
   sources, targets, names = aligned_pairs(config)
-  encoder = SentenceEncoder(checkpoint_flags.load_translator(FLAGS.workdir), FLAGS.pooling)
+  encoder = checkpoint_flags.load_sentence_encoder(FLAGS.workdir, FLAGS.pooling)
   limit = encoder.translator.max_source_length
   ids_x = encoder.token_ids(sources, truncate=True)
   try:

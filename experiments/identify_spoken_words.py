@@ -28,14 +28,15 @@ from seq2seq_jax.data.datasets import speech_cmudict
 from seq2seq_jax.data.tokenizers import AudioInput
 from seq2seq_jax.errors import UsageError
 from seq2seq_jax.models import audio
-from seq2seq_jax.sentence_encoder import POOLINGS, SentenceEncoder
+from seq2seq_jax.sentence_encoder import POOLINGS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir of a speech model.", required=True)
 flags.DEFINE_enum("pooling", "stats", list(POOLINGS), "How to pool the encoder's frames.")
 flags.DEFINE_integer("words", 500, "Test-split words, each spoken by every test voice.")
 flags.DEFINE_integer("seed", 0, "Draws the words and each utterance's speed and pitch.")
-flags.DEFINE_integer("margin_k", 4, "Nearest neighbours in the ratio margin (Artetxe & Schwenk 2019).")
+flags.DEFINE_integer("margin_k", 4, "Nearest neighbours in the ratio margin (Artetxe & Schwenk 2019).",
+                     lower_bound=1)
 flags.DEFINE_integer("batch_size", 256, "Utterances per encoder batch.")
 flags.DEFINE_string("output", None, "Also write the JSON to this file (atomically).")
 
@@ -69,11 +70,7 @@ def percent(errors: dict) -> dict:
 
 def main():
   logging.set_verbosity(logging.WARNING)
-  if FLAGS.margin_k < 1:
-    raise UsageError(f"--margin_k must be a positive integer, got {FLAGS.margin_k}")
-  if FLAGS.ensemble:
-    raise UsageError("--ensemble decodes several models as one; identify_spoken_words takes one --workdir")
-  encoder = SentenceEncoder(checkpoint_flags.load_translator(FLAGS.workdir), FLAGS.pooling)
+  encoder = checkpoint_flags.load_sentence_encoder(FLAGS.workdir, FLAGS.pooling)
   vocab = encoder.source_vocab
   if not isinstance(vocab, AudioInput):
     raise UsageError(f"{FLAGS.workdir} holds a text model; spoken-word identification needs a speech model "

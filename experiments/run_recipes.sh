@@ -2,7 +2,9 @@
 # Trains every recipe STUDY_DIR/PREFIX_*.flags into OUT/<name> and evaluates its test split with the
 # per-length error profile and the recipe's own decoding flags into OUT/<name>.test.json; appends
 # each training's wall time to OUT/wall.txt.  A study's run.sh calls it, then draws its table.
-# EVAL_MAX_EXAMPLES=N evaluates only the first N test examples (smoke tests).
+# EVAL_MAX_EXAMPLES=N evaluates only the first N test examples (smoke tests).  SIDE_BY_SIDE=1 trains
+# the recipes at the same time, one XLA thread each, sharing the cores evenly (the same budget on the
+# same machine at the same time; logs in OUT/<name>.log), then evaluates them one after another.
 #
 #   experiments/run_recipes.sh STUDY_DIR PREFIX OUT [more experiments.train flags]
 set -euo pipefail
@@ -13,11 +15,26 @@ out=${3:?OUT}
 shift 3
 ls "$study"/"$prefix"_*.flags > /dev/null || { echo "no recipes $study/${prefix}_*.flags" >&2; exit 2; }
 mkdir -p "$out"
-for flagfile in "$study"/"$prefix"_*.flags; do
-  name=$(basename "$flagfile" .flags); name=${name#"${prefix}"_}
+train() {  # train FLAGFILE NAME [flags...]: trains one recipe and appends its wall time to OUT/wall.txt
+  local flagfile=$1 name=$2 start; shift 2
   start=$(date +%s)
   python -m experiments.train --flagfile="$flagfile" --workdir="$out/$name" "$@"
-  echo "$name: trained in $(( $(date +%s) - start )) s ($(date -u +%F), $(nproc) cores)" | tee -a "$out/wall.txt"
+  local how="$(nproc) cores"; [ "${SIDE_BY_SIDE:-0}" = 1 ] && how="$how shared side by side, one XLA thread"
+  echo "$name: trained in $(( $(date +%s) - start )) s ($(date -u +%F), $how)" | tee -a "$out/wall.txt"
+}
+if [ "${SIDE_BY_SIDE:-0}" = 1 ]; then
+  export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false${XLA_FLAGS:+ $XLA_FLAGS}"
+  pids=()
+  for flagfile in "$study"/"$prefix"_*.flags; do
+    name=$(basename "$flagfile" .flags); name=${name#"${prefix}"_}
+    train "$flagfile" "$name" "$@" > "$out/$name.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+fi
+for flagfile in "$study"/"$prefix"_*.flags; do
+  name=$(basename "$flagfile" .flags); name=${name#"${prefix}"_}
+  [ "${SIDE_BY_SIDE:-0}" = 1 ] || train "$flagfile" "$name" "$@"
   python -m experiments.evaluate --workdir="$out/$name" --split=test --error_profile --max_examples="${EVAL_MAX_EXAMPLES:-0}" \
     --flagfile=<(grep -E '^--(beam_size|length_penalty|max_len_a|max_len_b)=' "$flagfile") \
     --output="$out/$name.test.json" > /dev/null

@@ -140,6 +140,10 @@ def test_train_decode_evaluate_and_embed_a_files_dataset_in_both_directions(tmp_
   with open(out) as f:
     assert json.load(f) == printed
   assert printed["examples"] == 20 and printed["dim"] == 32 and printed["margin_k"] == 4
+  for refused, said in ((f"--ensemble={work}", "give only --workdir"), ("--margin_k=0", "margin_k")):
+    rc, _, err = finish(start("evaluate_embeddings", f"--workdir={work}", refused, f"--output={tmp_path / 'no.json'}"),
+                        check=False)
+    assert rc == 2 and said in err.strip().splitlines()[-1] and not (tmp_path / "no.json").exists()
   for key in ("error_percent", "baseline_error_percent", "input_embeddings_error_percent"):
     for errors in printed[key].values():
       assert set(errors) == {"en_to_xx", "xx_to_en"} and all(0 <= e <= 100 for e in errors.values())

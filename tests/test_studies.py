@@ -1,7 +1,9 @@
 """Each study's one command still runs end to end (a few steps, a few examples): its pipeline
 from training to the committed table and figure stays runnable."""
 
+import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -12,9 +14,11 @@ from conftest import REPO
 MODEL_COLUMNS = ["LSTM encoder-decoder (no attention)", "LSTM + additive attention", "Transformer |"]
 
 
-def run_study(script: str, task: str, out, data_dir, flags: list[str], eval_max_examples: str = "0"):
+def run_study(script: str, task: str, out, data_dir, flags: list[str], eval_max_examples: str = "0",
+              side_by_side: bool = False):
   """Runs a study's run.sh on one XLA device and fails the test with its stderr if it fails."""
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES=eval_max_examples)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES=eval_max_examples,
+             SIDE_BY_SIDE="1" if side_by_side else "0")
   proc = subprocess.run(["bash", script, task, str(out), f"--data_dir={data_dir}", *flags],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -43,8 +47,10 @@ def test_bahdanau2015_length_bible_study_runs_end_to_end(tmp_path, data_dir):
   out = tmp_path / "bible"
   run_study("experiments/bahdanau2015_length/run.sh", "bible", out, data_dir,
             ["--num_train_steps=2", "--vocab_size=300", "--num_layers=1", "--max_tokens=512", "--length_buckets=96",
-             "--max_test_examples=8", "--max_eval_examples=8"], eval_max_examples="24")
+             "--max_test_examples=8", "--max_eval_examples=8"], eval_max_examples="24", side_by_side=True)
   assert "BLEU" in by_length_table(out)[2]
+  assert len((out / "wall.txt").read_text().splitlines()) == 3 and all((out / f"{m}.log").exists() for m in
+                                                                        ("rnn_seq2seq", "rnn_attention", "transformer"))
   verse = (out / "long_verse.txt").read_text().strip()
   assert 20 <= len(verse.split()) <= 50
   heatmaps = list((out / "heatmap").glob("*.png"))
@@ -60,3 +66,21 @@ def test_sutskever2014_reverse_study_runs_end_to_end(tmp_path, data_dir):
   table = (out / "table.md").read_text().splitlines()
   assert [line.split(" | ")[0] for line in table[2:]] == ["| forward", "| reversed"]
   assert "test WER" in table[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)")
+def test_speech_cmudict_study_runs_end_to_end(tmp_path):
+  runs, out = tmp_path / "runs", tmp_path / "out"
+  proc = subprocess.run(
+      ["bash", "experiments/speech_cmudict/run.sh", str(runs), str(out), f"--data_dir={tmp_path / 'tfds'}",
+       "--max_examples=60", "--data_seed=1", "--num_train_steps=2", "--eval_every_steps=2",
+       "--checkpoint_every_steps=2", "--batch_size=4", "--d_model=32", "--num_heads=2", "--d_ff=64",
+       "--res2net_blocks=1", "--se_bottleneck=8", "--max_eval_examples=4", "--max_test_examples=4"],
+      cwd=REPO, capture_output=True, text=True, timeout=1200)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for frontend in ("conv", "res2net"):
+    assert {"wer", "cer"} <= set(json.loads((out / f"{frontend}_1h_results.json").read_text())["eval"])
+    words = json.loads((out / f"{frontend}_1h_words.json").read_text())
+    assert len(words["voices"]) == 4 and set(words["error_percent"]["mean"]) == {"cosine", "margin"}
+    assert (out / f"attention_{frontend}.png").stat().st_size > 10_000
