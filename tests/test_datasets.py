@@ -1,5 +1,6 @@
 """Dataset registry and builders: Bible en-es, synthetic tasks, any TFDS translation dataset."""
 
+import concurrent.futures
 import re
 
 import pytest
@@ -152,6 +153,16 @@ def test_synthetic_is_deterministic_and_options_get_their_own_directory(tmp_path
   assert first != other and all(_length("addition", s) == [3, 3] for s, _ in other)
   reseeded = list(synthetic.draw_examples("addition", 40, (7, 9), seed=1, split="test"))
   assert sorted(reseeded) != sorted(first)
+
+
+def test_processes_loading_one_dataset_at_once_prepare_it_once(tmp_path):
+  # Two loads of a dataset not yet prepared, at once (as a sweep's runs or recipes trained side by
+  # side start): without the lock the second to finish fails renaming its build over the first's.
+  options = datasets.DatasetOptions(num_train=30000, num_test=40)
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    loaded = list(pool.map(lambda _: datasets.load("reverse", str(tmp_path), options), range(2)))
+  assert [len(splits["train"]) for splits in loaded] == [30000, 30000]
+  assert loaded[0]["train"][123] == loaded[1]["train"][123]
 
 
 def test_synthetic_spec_uses_symbols_and_error_rates():

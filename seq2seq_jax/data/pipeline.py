@@ -122,9 +122,10 @@ def build_vocabularies(train_examples: list[Example], spec: DatasetSpec, vocab_s
       target = target.with_tokens(tokens)
   if path:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
+    tmp = f"{path}.{os.getpid()}.tmp"  # processes building one vocabulary at once each write their own
+    with open(tmp, "w") as f:
       json.dump({"key": key, "source": source.to_json(), "target": target.to_json()}, f)
-    os.replace(path + ".tmp", path)
+    os.replace(tmp, path)
   return source, target
 
 

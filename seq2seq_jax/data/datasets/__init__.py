@@ -23,7 +23,9 @@ dataset's fields, or a files: dataset's `source_lang` / `target_lang` options (d
 See README.md in this directory for each dataset's splits and sizes.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import os
 import re
@@ -319,10 +321,27 @@ def split_names(known: list[str]) -> dict[str, str]:
   return names
 
 
+@contextlib.contextmanager
+def _exclusively(lock_path: str):
+  """An exclusive advisory lock (flock) on `lock_path` for the `with` block; waits for it."""
+  os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+  with open(lock_path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def load(name: str, data_dir: str, options: DatasetOptions = DatasetOptions()) -> dict[str, "tfds.data_source"]:
   """Prepares `name` under `data_dir` if needed; returns {"train"|"validation"|"test": random-access
-  data source} for the splits the dataset has."""
-  builder = spec(name, options).builder(data_dir=os.path.expanduser(data_dir), file_format="array_record")
-  builder.download_and_prepare()
+  data source} for the splits the dataset has.  Processes that load one dataset at once (a sweep's
+  runs, recipes trained side by side) prepare it once: one holds a lock beside its directory while
+  it prepares it, the others wait and then read it."""
+  make = lambda: spec(name, options).builder(data_dir=os.path.expanduser(data_dir), file_format="array_record")
+  versioned_dir = make().data_dir
+  with _exclusively(os.path.join(os.path.dirname(versioned_dir), f".{os.path.basename(versioned_dir)}.lock")):
+    builder = make()  # made under the lock: it sees a dataset another process finished meanwhile
+    builder.download_and_prepare()
   names = split_names(list(builder.info.splits))
   return {split: builder.as_data_source(split=tfds_split) for split, tfds_split in names.items()}
