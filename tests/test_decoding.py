@@ -225,21 +225,17 @@ def leaves_by_role(cache):
 
 def test_the_transformer_cache_marks_only_the_slot_tables_per_row(transformer):
   """Beam search reorders only each decoder layer's [rows, L] self-attention slot table; the
-  cross-attention K and V (the same for every beam of an input) are held once per input, with one
-  `sources` entry per input that tells the self-attention how many rows share a source, and the
+  cross-attention K and V (the same for every beam of an input) are held once per input, and the
   self-attention K and V stay in their slots, one per beam."""
   model, _, params = transformer
   _, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_length=5, repeat=3)
   roles = leaves_by_role(cache)
-  tables, per_source = roles["per_row"], roles["per_source"]
+  tables, sources_kv = roles["per_row"], roles["per_source"]
   slots = {k: x for k, x in roles["unmarked"].items() if x.ndim}
   assert tables and all(k.endswith("['self_attention']['slot_table']") for k in tables)
   assert all(x.shape == (2 * 3, 5) and x.dtype == jnp.int32 for x in tables.values())
-  sources_kv = {k: x for k, x in per_source.items() if "cross_attention" in k}
-  counts = {k: x for k, x in per_source.items() if k.endswith("['self_attention']['sources']")}
-  assert len(sources_kv) == len(slots) == 2 * len(tables) and len(counts) == len(tables)
-  assert len(per_source) == len(sources_kv) + len(counts)
-  assert all(x.shape[0] == 2 for x in per_source.values())                                  # once per input
+  assert len(sources_kv) == len(slots) == 2 * len(tables)
+  assert all("cross_attention" in k and x.shape[0] == 2 for k, x in sources_kv.items())   # once per input
   assert all("self_attention" in k and x.shape[0] == 2 * 3 for k, x in slots.items())    # one slot per beam
 
 
@@ -257,8 +253,8 @@ def test_reorder_rows_moves_exactly_the_per_row_leaves(transformer):
 
 
 def test_reading_through_slots_equals_reordering_the_cache(transformer):
-  """A step after reordering only the slot tables gives the logits of the same step for rows that
-  were decoded with the reordered histories from the start (each history in its own slot)."""
+  """A step after reordering only the slot table gives the logits of the same step after
+  physically reordering every per-row key and value (each row's history in its own slot)."""
   model, _, params = transformer
   step, cache = step_function(model, params, jnp.asarray(sources(2)), max_decode_length=4, repeat=3)
   tokens = jnp.asarray(np.random.default_rng(0).integers(3, 9, (6, 4)), jnp.int32)
@@ -266,12 +262,19 @@ def test_reading_through_slots_equals_reordering_the_cache(transformer):
     _, cache = step(tokens[:, t:t + 1], cache)
   origins = jnp.asarray([2, 2, 0, 4, 3, 3])  # rows 2, 2, 0 of input 0, rows 4, 3, 3 of input 1
   via_slots = reorder_rows(cache, search.beam_rows(origins.reshape(2, 3) % 3, 3))
-  history = jnp.concatenate([tokens[origins, :2], tokens[:, 2:3]], axis=1)
-  _, fresh = step_function(model, params, jnp.asarray(sources(2)), max_decode_length=4, repeat=3)
-  for t in range(2):
-    _, fresh = step(history[:, t:t + 1], fresh)
-  np.testing.assert_allclose(np.asarray(step(tokens[:, 2:3], via_slots)[0]),
-                             np.asarray(step(history[:, 2:3], fresh)[0]), atol=1e-6, rtol=1e-6)
+
+  def copy_rows(layer):
+    attention = dict(layer["self_attention"])
+    table = attention["slot_table"].value
+    for name in ("key_slots", "value_slots"):  # each row's own history, copied out of the slots it lives in
+      attention[name] = kv_cache.read_slots(attention[name], table)[origins]
+    # and then each row's history is in its own slot
+    attention["slot_table"] = kv_cache.PerRow(jnp.broadcast_to(jnp.arange(6)[:, None], table.shape))
+    return {**layer, "self_attention": attention}
+  copied = {name: copy_rows(layer) if "self_attention" in layer else layer for name, layer in cache.items()}
+  assert "self_attention" in cache["decoder_0"]
+  np.testing.assert_array_equal(np.asarray(step(tokens[:, 2:3], via_slots)[0]),
+                                np.asarray(step(tokens[:, 2:3], copied)[0]))
 
 
 def test_rows_sharing_a_source_attend_to_it_as_if_it_were_repeated(transformer):

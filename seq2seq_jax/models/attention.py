@@ -101,13 +101,12 @@ class MultiHeadAttention(nn.Module):
     project_keys_values = lambda: (project("key", keys_values),             # K W_i^K, V W_i^V: [B, H, Tk, Dh]
                                    project("value", keys_values))
     if decode:  # keys and values of earlier steps (or of the source) from the cache
-      key, value, mask, query_start, key_positions = kv_cache.decoding_keys_values(
+      key, value, mask, query_start = kv_cache.decoding_keys_values(
           self, project_keys_values, mask, source_side=self.static_keys_values,
           query_length=queries.shape[1], count_queries=bool(self.relative_positions))
     else:
       (key, value), query_start = project_keys_values(), 0
-      key_positions = jnp.arange(key.shape[2])
-    bias = self._relative_position_bias(query_start, query.shape[2], key_positions)
+    bias = self._relative_position_bias(query_start, query.shape[2], key.shape[2])
     weights = masked_softmax(attention_logits(query, key), mask, bias)      # softmax(Q K^T / sqrt(d_k)): [B, H, Tq, Tk]
     weights = weights.astype(query.dtype)
     self.sow("intermediates", "attention_weights", weights)
@@ -129,15 +128,14 @@ class MultiHeadAttention(nn.Module):
                                 dot_general=float32_sum_dot_general, name=name)(x)
     return jnp.swapaxes(projected, 1, 2)
 
-  def _relative_position_bias(self, query_start, query_length, key_positions):
+  def _relative_position_bias(self, query_start, query_length, key_length):
     """[1, H, Tq, Tk] learned bias of the clipped offset (key position - query position), or None.
-    Queries sit at positions query_start.. (the decoding position while decoding), keys at
-    `key_positions` [Tk]."""
+    Queries sit at positions query_start.. (the decoding position while decoding), keys at 0..Tk-1."""
     if not self.relative_positions:
       return None
     table = self.param("relative_bias", nn.initializers.zeros,
                        (2 * self.relative_positions + 1, self.num_heads))   # [2K + 1, H]
-    buckets = relative_position_buckets(query_start + jnp.arange(query_length), key_positions,
+    buckets = relative_position_buckets(query_start + jnp.arange(query_length), jnp.arange(key_length),
                                         self.relative_positions)
     return jnp.transpose(table[buckets], (2, 0, 1))[None]
 

@@ -4,14 +4,10 @@ Attention (Vaswani et al. 2017, §3.2) reads the keys and values of every positi
 see.  A decoder that emits one token per step need not recompute them: each step projects its new
 position only and reads the earlier ones from the cache.  This module owns how they are kept.
 
-- Self-attention: the G consecutive rows that decode one source (beams, samples) own G slots,
-  kept side by side per source and head: `key_slots`/`value_slots` hold [S, H, G, L, Dh] (stored
-  as [B, H, L, Dh], B = S * G).  Step t writes row (s, g)'s key and value at position t of slot g
-  of source s.  `slot_table` [B, L] says which of its source's G slots holds row b's key and value
-  at each position: its own, until beam search reorders the rows (beams only ever continue beams
-  of the same source).  Beam search reorders only the table; each step's queries attend to all
-  G * L keys of their source's slots, masked by the table to the row's own history, so no step
-  gathers or copies keys and values.
+- Self-attention: step t writes its key and value at position t of row b's own slot,
+  `key_slots`/`value_slots` [B, H, L, Dh].  `slot_table` [B, L] says which slot holds row b's key
+  and value at each position: b itself, until beam search reorders the rows.  Beam search
+  reorders only the table; each step reads the keys and values through it.
 - Encoder-decoder attention: keys and values depend only on the source, so they are projected
   once, by the call that creates the cache, and kept as `source_key`/`source_value`
   [B / G, H, S, Dh]: once per source for the G consecutive rows (beams or samples) that decode
@@ -22,9 +18,8 @@ position only and reads the earlier ones from the cache.  This module owns how t
 The roles of cache leaves are marked in the cache itself, by Flax metadata boxes that the model
 reads through as plain values (see the contract in `seq2seq_jax.models`):
 `PerRow` leaves have one entry per decoding row and are reordered with the beams; `PerSource`
-leaves have one entry per source and are filled by the creating call (the self-attention's
-`sources` leaf is one of them: its length tells a step how many rows, G, share a source); every
-other leaf (step counters, the key/value slots) stays where it is.
+leaves have one entry per source and are filled by the creating call; every other leaf (step
+counters, the key/value slots) stays where it is.
 """
 
 from typing import Any, Callable
@@ -93,29 +88,11 @@ def from_storage(x, dtype):
   return lax.bitcast_convert_type(x, dtype) if x.dtype != dtype else x
 
 
-def grouped_slots(slots, group: int):
-  """The storage [B, H, L, Dh] of G = `group` slots per source as [S, H, G * L, Dh]: the keys (or
-  values) of a source's slots side by side, slot g at positions g * L .. g * L + L - 1 (a reshape)."""
-  rows, heads, length, head_dim = slots.shape
-  return slots.reshape(rows // group, heads, group * length, head_dim)
-
-
-def write_slots(slots, new, index, group: int):
-  """Writes rows' new keys (or values) `new` [B, H, Tq, Dh] at positions index.. of their own slots
-  of the storage `slots` [B, H, L, Dh] (see `grouped_slots`) and returns the storage."""
-  rows, heads, length, head_dim = slots.shape
-  sources, queries = rows // group, new.shape[2]
-  new = jnp.swapaxes(new.reshape(sources, group, heads, queries, head_dim), 1, 2)  # [S, H, G, Tq, Dh]
-  view = slots.reshape(sources, heads, group, length, head_dim)
-  return lax.dynamic_update_slice(view, new, (0, 0, 0, index, 0)).reshape(slots.shape)
-
-
-def slot_mask(table, group: int, last_position):
-  """[B, 1, 1, G * L]: True where key g * L + t of row b's source is row b's own key at position t,
-  i.e. table[b, t] == g and t <= last_position (positions written so far)."""
-  rows, length = table.shape
-  own = (table[:, None, :] == jnp.arange(group)[None, :, None]) & (jnp.arange(length) <= last_position)
-  return own.reshape(rows, 1, 1, group * length)
+def read_slots(slots, table):
+  """slots [B, H, L, Dh], table [B, L] int -> [B, H, L, Dh]: row b's entry at position t is
+  slots[table[b, t], :, t]."""
+  heads, length = slots.shape[1], slots.shape[2]
+  return slots[table[:, None, :], jnp.arange(heads)[None, :, None], jnp.arange(length)[None, None, :]]
 
 
 def group_rows(x, group: int):
@@ -148,13 +125,13 @@ def decoding_keys_values(module: nn.Module, project: Callable[[], tuple], mask, 
   once); mask: the caller's mask [B, 1|H, Tq, Tk] or None; query_length: Tq.
   source_side: encoder-decoder attention (keys and values fixed for the whole decoding);
   count_queries: there, also count the decoding position of the queries.
-  Returns (key, value [B or B / G, H, Tk, Dh], mask, query_start, key_positions): the mask to
-  apply, the position of the first query and the position of each key [Tk].
+  Returns (key, value [B or B / G, H, Tk, Dh], mask, query_start): the mask to apply and the
+  position of the first query.
   """
   if source_side:
     key, value = _source_keys_values(module, project)
     query_start = _query_position(module, query_length) if count_queries else 0
-    return key, value, mask, query_start, jnp.arange(key.shape[2])
+    return key, value, mask, query_start
   return _append(module, *project(), mask)
 
 
@@ -184,28 +161,24 @@ def _query_position(module, length: int):
 
 def _append(module, key, value, mask):
   """Self-attention: writes the new positions' key and value [B, H, Tq, Dh] into each row's own
-  slot at the cache index, points the rows' slot tables at them, and returns the keys and values
-  of every row's source so far [B / G, H, G * L, Dh] (`grouped_slots`), the mask of each row's own
-  history among them [B, 1, 1, G * L] (`slot_mask`) and the key positions [G * L].  The call that
-  creates the cache ([B, L] queries) sizes it and returns its own keys and values with the
-  caller's `mask`."""
+  slot at the cache index, points the rows' slot tables at them, and returns every row's keys and
+  values so far [B, H, L, Dh] (read through its slot table) with the mask of positions written
+  so far [1, 1, 1, L].  The call that creates the cache ([B, L] queries) sizes it and returns
+  its own keys and values with the caller's `mask`."""
   is_initialized = module.has_variable("cache", "key_slots")
   rows, length = key.shape[0], key.shape[2]
   key_slots = module.variable("cache", "key_slots", jnp.zeros, key.shape, storage_dtype(key.dtype))
   value_slots = module.variable("cache", "value_slots", jnp.zeros, value.shape, storage_dtype(value.dtype))
   table = module.variable("cache", "slot_table", lambda: PerRow(jnp.zeros((rows, length), jnp.int32)))
-  sources = module.variable("cache", "sources", lambda: PerSource(jnp.zeros((rows,), jnp.int8)))
   cache_index = module.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
   if not is_initialized:
-    return key, value, mask, 0, jnp.arange(length)
-  group = rows // sources.value.shape[0]
+    return key, value, mask, 0
   index = cache_index.value
-  key_slots.value = write_slots(key_slots.value, to_storage(key), index, group)
-  value_slots.value = write_slots(value_slots.value, to_storage(value), index, group)
-  own_slot = jnp.broadcast_to((jnp.arange(rows, dtype=jnp.int32) % group)[:, None], (rows, length))
+  write = lambda slots, new: lax.dynamic_update_slice(slots, to_storage(new), (0, 0, index, 0))
+  key_slots.value, value_slots.value = write(key_slots.value, key), write(value_slots.value, value)
+  own_slot = jnp.broadcast_to(jnp.arange(rows, dtype=jnp.int32)[:, None], (rows, length))
   table.value = lax.dynamic_update_slice(table.value, own_slot, (0, index))
+  read = lambda slots: from_storage(read_slots(slots, table.value), key.dtype)
   cache_index.value = index + length
-  read = lambda slots: from_storage(grouped_slots(slots, group), key.dtype)
   max_length = key_slots.value.shape[2]
-  return (read(key_slots.value), read(value_slots.value), slot_mask(table.value, group, index), index,
-          jnp.tile(jnp.arange(max_length), group))
+  return read(key_slots.value), read(value_slots.value), (jnp.arange(max_length) <= index)[None, None, None, :], index
