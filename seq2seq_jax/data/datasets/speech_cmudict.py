@@ -141,14 +141,26 @@ class Utterance:
   pitch: int
 
 
+def _utterance(rng: np.random.Generator, word: str, voice: str) -> Utterance:
+  """`word` in `voice` at a speed, then a pitch, drawn from `rng` (in that order: the datasets'
+  determinism rests on it)."""
+  return Utterance(word, voice, int(rng.integers(SPEEDS[0], SPEEDS[1] + 1)), int(rng.integers(PITCHES[0], PITCHES[1] + 1)))
+
+
+def _rendered(utterances, render):
+  """render(u) for each utterance, in order, computed on a thread per core (espeak-ng runs as a
+  subprocess, so the threads overlap)."""
+  with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    yield from pool.map(render, utterances)
+
+
 def plan_split(words: list[str], split: str, count: int, seed: int) -> list[Utterance]:
   """`count` distinct words of the split (all if fewer), each with a voice, speed and pitch drawn
   from numpy's generator seeded by (seed, split)."""
   rng = np.random.default_rng([seed, list(SPLIT_FRACTIONS).index(split)])
   chosen = sorted(words[i] for i in rng.permutation(len(words))[:count])
   voices = VOICES[split]
-  return [Utterance(w, voices[rng.integers(len(voices))], int(rng.integers(SPEEDS[0], SPEEDS[1] + 1)),
-                    int(rng.integers(PITCHES[0], PITCHES[1] + 1))) for w in chosen]
+  return [_utterance(rng, w, voices[rng.integers(len(voices))]) for w in chosen]
 
 
 def spoken_word_sets(count: int, voices: tuple[str, ...] = TEST_VOICES, seed: int = 0,
@@ -162,11 +174,8 @@ def spoken_word_sets(count: int, voices: tuple[str, ...] = TEST_VOICES, seed: in
   words = cmudict_g2p.split_words(list(cmudict_g2p.load_entries()))[split]
   rng = np.random.default_rng([seed, list(SPLIT_FRACTIONS).index(split), 2])
   chosen = sorted(words[i] for i in rng.permutation(len(words))[:count])
-  plan = [Utterance(w, v, int(rng.integers(SPEEDS[0], SPEEDS[1] + 1)), int(rng.integers(PITCHES[0], PITCHES[1] + 1)))
-          for v in voices for w in chosen]
-  render = lambda u: to_int16(synthesize(u.word, u.voice, u.speed, u.pitch))
-  with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-    audio = list(pool.map(render, plan))
+  plan = [_utterance(rng, w, v) for v in voices for w in chosen]
+  audio = list(_rendered(plan, lambda u: to_int16(synthesize(u.word, u.voice, u.speed, u.pitch))))
   return chosen, {v: audio[i * len(chosen):(i + 1) * len(chosen)] for i, v in enumerate(voices)}
 
 
@@ -214,10 +223,9 @@ class SpeechCmudict(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split, utterances, entries):
     config = self._speech
     render = lambda u: synthesize(u.word, u.voice, u.speed, u.pitch)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-      for i, (u, audio) in enumerate(zip(utterances, pool.map(render, utterances))):
-        if config.snr_db is not None:
-          audio = add_noise(audio, config.snr_db,
-                            np.random.default_rng([config.seed, list(SPLIT_FRACTIONS).index(split), i, 1]))
-        yield i, {"audio": to_int16(audio), "word": u.word, "pronunciations": entries[u.word],
-                  "voice": u.voice, "speed": u.speed, "pitch": u.pitch}
+    for i, (u, audio) in enumerate(zip(utterances, _rendered(utterances, render))):
+      if config.snr_db is not None:
+        audio = add_noise(audio, config.snr_db,
+                          np.random.default_rng([config.seed, list(SPLIT_FRACTIONS).index(split), i, 1]))
+      yield i, {"audio": to_int16(audio), "word": u.word, "pronunciations": entries[u.word],
+                "voice": u.voice, "speed": u.speed, "pitch": u.pitch}
