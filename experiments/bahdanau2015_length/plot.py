@@ -3,8 +3,10 @@ r"""Quality by source length, one line per model, from `experiments.evaluate` JS
   python experiments/bahdanau2015_length/plot.py --out_dir=runs/bahdanau2015_length/reverse --task=reverse
 
 Reads OUT_DIR/<model>.test.json (written with --error_profile: `wer_by_source_length`; or, for a
-translation dataset, `bleu_by_source_length`) and each model's OUT_DIR/<model>/config.json and
-results.json; writes OUT_DIR/by_length.png and OUT_DIR/by_length.md.
+translation dataset, `bleu_by_source_length`) and each model's OUT_DIR/<model>/config.json,
+metrics.jsonl and results.json; writes OUT_DIR/by_length.png and OUT_DIR/by_length.md: the table by
+length, then each model's validation loss at every evaluation (was it still falling?) and its
+test loss.
 """
 
 import argparse
@@ -33,6 +35,23 @@ def load(out_dir: str) -> dict:
       config = json.load(f)
     runs[model] = (evaluation, config)
   return dict(sorted(runs.items(), key=lambda kv: MODEL_ORDER.index(kv[0]) if kv[0] in MODEL_ORDER else 99))
+
+
+def validation_losses(workdir: str) -> dict[int, float]:
+  """step -> validation negative log-likelihood per target token, from the run's metrics.jsonl."""
+  losses = {}
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    for line in f:
+      record = json.loads(line)
+      if "validation/nll" in record:
+        losses[record["step"]] = record["validation/nll"]
+  return losses
+
+
+def test_loss(workdir: str) -> float:
+  """The test negative log-likelihood per target token of training's final evaluation."""
+  with open(os.path.join(workdir, "results.json")) as f:
+    return json.load(f)["eval"]["nll"]
 
 
 def curve(evaluation: dict) -> tuple[list, list, list, str]:
@@ -90,6 +109,16 @@ def main():
            "| all | | " + " | ".join(overall) + " |"]
   for i, length in enumerate(lines[0][2]):
     table.append(f"| {length} | {lines[0][4][i]} | " + " | ".join(f"{line[3][i]:.1f}" for line in lines) + " |")
+  losses = {model: validation_losses(os.path.join(args.out_dir, model)) for model, *_ in lines}
+  steps_evaluated = sorted({step for by_step in losses.values() for step in by_step})
+  if steps_evaluated:
+    table += ["", "| validation NLL per token, step | " + " | ".join(names) + " |",
+              "| --- | " + " | ".join("---" for _ in names) + " |"]
+    for step in steps_evaluated:
+      table.append(f"| {step} | " + " | ".join(f"{losses[model][step]:.3f}" if step in losses[model] else ""
+                                                for model, *_ in lines) + " |")
+    table.append("| test, end of training | " + " | ".join(f"{test_loss(os.path.join(args.out_dir, model)):.3f}"
+                                                          for model, *_ in lines) + " |")
   with open(os.path.join(args.out_dir, "by_length.md"), "w") as f:
     f.write("\n".join(table) + "\n")
   print("\n".join(table))
