@@ -2,8 +2,8 @@ r"""Quality by source length, one line per model, from `experiments.evaluate` JS
 
   python experiments/bahdanau2015_length/plot.py --out_dir=runs/bahdanau2015_length/reverse --task=reverse
 
-Reads OUT_DIR/<model>.test.json (written with --error_profile: `wer_by_source_length`; or, for a
-translation dataset, `bleu_by_source_length`) and each model's OUT_DIR/<model>/config.json,
+Reads OUT_DIR/<model>.test.json (written with --error_profile: `bleu_by_source_length` for a
+translation dataset, else `wer_by_source_length`) and each model's OUT_DIR/<model>/config.json,
 metrics.jsonl and results.json; writes OUT_DIR/by_length.png and OUT_DIR/by_length.md: the table by
 length, then each model's validation loss at every evaluation (was it still falling?) and its
 test loss.
@@ -54,16 +54,21 @@ def test_loss(workdir: str) -> float:
     return json.load(f)["eval"]["nll"]
 
 
+def bucket_label(row: dict) -> str:
+  """'11-20' for a bucket of source lengths in words, '51+' for the open last one."""
+  return f"{row['min_words']}-{row['max_words']}" if row["max_words"] else f"{row['min_words']}+"
+
+
 def curve(evaluation: dict) -> tuple[list, list, list, str]:
-  """(x, y, examples, y label): exact-match accuracy (%) by source length in tokens, or BLEU by
-  source length in words (bucket upper bounds)."""
-  if "wer_by_source_length" in evaluation:
-    rows = evaluation["wer_by_source_length"]
-    return ([r["source_length"] for r in rows], [100 * (1 - r["wer"]) for r in rows],
-            [r["examples"] for r in rows], "exact-match accuracy (%)")
-  rows = evaluation["bleu_by_source_length"]
-  return ([r["max_words"] or r["min_words"] for r in rows], [r["bleu"] for r in rows],
-          [r["examples"] for r in rows], "BLEU")
+  """(x, y, examples, y label): BLEU by source length in words (bucket upper bounds) for a
+  translation, else exact-match accuracy (%) by source length in tokens."""
+  if "bleu_by_source_length" in evaluation:
+    rows = evaluation["bleu_by_source_length"]
+    return ([r["max_words"] or r["min_words"] for r in rows], [r["bleu"] for r in rows],
+            [r["examples"] for r in rows], "BLEU")
+  rows = evaluation["wer_by_source_length"]
+  return ([r["source_length"] for r in rows], [100 * (1 - r["wer"]) for r in rows],
+          [r["examples"] for r in rows], "exact-match accuracy (%)")
 
 
 def main():
@@ -83,16 +88,17 @@ def main():
     steps.add(full["num_train_steps"])
     ax.plot(x, y, marker="o", markersize=3, label=LABELS.get(model, model))
     lines.append((model, evaluation, x, y, examples, full))
+  by_words = "bleu_by_source_length" in lines[0][1]
   train_max = (runs[next(iter(runs))][1]["full_config"]["dataset_options"].get("train_lengths") or [None, None])[1]
-  if train_max and "wer_by_source_length" in lines[0][1]:
+  if train_max and not by_words:
     ax.axvline(train_max + 0.5, color="gray", linestyle="--", linewidth=1)
     ax.text(train_max + 0.8, 5, "longest training length", color="gray", fontsize=8)
-  ax.set_xlabel("source length (tokens)" if "wer_by_source_length" in lines[0][1] else "source length (words, bucket end)")
+  ax.set_xlabel("source length (words, bucket end)" if by_words else "source length (tokens)")
   ax.set_ylabel(ylabel)
-  if "wer_by_source_length" in lines[0][1]:
-    ax.set_ylim(-2, 102)
-  else:
+  if by_words:
     ax.set_ylim(0, max(max(line[3]) for line in lines) * 1.15 + 1)
+  else:
+    ax.set_ylim(-2, 102)
   dataset = runs[next(iter(runs))][1]["dataset"]
   ax.set_title(f"{dataset}: test {ylabel.split(' (')[0]} by source length, "
                f"{'/'.join(map(str, sorted(steps)))} training steps")
@@ -104,11 +110,12 @@ def main():
 
   names = [LABELS.get(model, model) for model, *_ in lines]
   overall = [f"WER {100 * e['wer']:.1f}%" if "wer" in e else f"BLEU {e['bleu']:.1f}" for _, e, *_ in lines]
-  table = ["| source length | test examples | " + " | ".join(names) + " |",
+  table = [f"| source length ({'words' if by_words else 'tokens'}) | test examples | " + " | ".join(names) + " |",
            "| --- | --- | " + " | ".join("---" for _ in names) + " |",
            "| all | | " + " | ".join(overall) + " |"]
   for i, length in enumerate(lines[0][2]):
-    table.append(f"| {length} | {lines[0][4][i]} | " + " | ".join(f"{line[3][i]:.1f}" for line in lines) + " |")
+    label = bucket_label(lines[0][1]["bleu_by_source_length"][i]) if by_words else length
+    table.append(f"| {label} | {lines[0][4][i]} | " + " | ".join(f"{line[3][i]:.1f}" for line in lines) + " |")
   losses = {model: validation_losses(os.path.join(args.out_dir, model)) for model, *_ in lines}
   steps_evaluated = sorted({step for by_step in losses.values() for step in by_step})
   if steps_evaluated:
