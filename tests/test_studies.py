@@ -25,10 +25,14 @@ def run_study(script: str, task: str, out, data_dir, flags: list[str], eval_max_
 
 
 def by_length_table(out) -> list[str]:
-  """The study's by_length.md lines, after checking that its figure was drawn."""
+  """The lines of the study's table by length (the first table of by_length.md), after checking
+  that its figure was drawn and that the validation-loss table follows it."""
   assert (out / "by_length.png").stat().st_size > 10_000
-  table = (out / "by_length.md").read_text().splitlines()
+  text = (out / "by_length.md").read_text()
+  table, losses = text.split("\n\n")
+  table = table.splitlines()
   assert table[0].split(" | ")[2:] == MODEL_COLUMNS
+  assert losses.startswith("| validation NLL per token, step |") and "| test, end of training |" in losses
   return table
 
 
@@ -48,7 +52,9 @@ def test_bahdanau2015_length_bible_study_runs_end_to_end(tmp_path, data_dir):
   run_study("experiments/bahdanau2015_length/run.sh", "bible", out, data_dir,
             ["--num_train_steps=2", "--vocab_size=300", "--num_layers=1", "--max_tokens=512", "--length_buckets=96",
              "--max_test_examples=8", "--max_eval_examples=8"], eval_max_examples="24", side_by_side=True)
-  assert "BLEU" in by_length_table(out)[2]
+  table = by_length_table(out)
+  assert "BLEU" in table[2] and table[0].startswith("| source length (words) |")
+  assert table[3].startswith("| 1-10 |")  # BLEU by source-length bucket in words
   assert len((out / "wall.txt").read_text().splitlines()) == 3 and all((out / f"{m}.log").exists() for m in
                                                                         ("rnn_seq2seq", "rnn_attention", "transformer"))
   verse = (out / "long_verse.txt").read_text().strip()
