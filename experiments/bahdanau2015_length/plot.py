@@ -59,16 +59,18 @@ def bucket_label(row: dict) -> str:
   return f"{row['min_words']}-{row['max_words']}" if row["max_words"] else f"{row['min_words']}+"
 
 
-def curve(evaluation: dict) -> tuple[list, list, list, str]:
-  """(x, y, examples, y label): BLEU by source length in words (bucket upper bounds) for a
-  translation, else exact-match accuracy (%) by source length in tokens."""
+def curve(evaluation: dict) -> tuple[list, list, list, list, str]:
+  """(x, row labels, y, examples, y label): BLEU by source length in words (x: bucket upper
+  bounds, labels '11-20') for a translation, else exact-match accuracy (%) by source length in
+  tokens."""
   if "bleu_by_source_length" in evaluation:
     rows = evaluation["bleu_by_source_length"]
-    return ([r["max_words"] or r["min_words"] for r in rows], [r["bleu"] for r in rows],
-            [r["examples"] for r in rows], "BLEU")
+    return ([r["max_words"] or r["min_words"] for r in rows], [bucket_label(r) for r in rows],
+            [r["bleu"] for r in rows], [r["examples"] for r in rows], "BLEU")
   rows = evaluation["wer_by_source_length"]
-  return ([r["source_length"] for r in rows], [100 * (1 - r["wer"]) for r in rows],
-          [r["examples"] for r in rows], "exact-match accuracy (%)")
+  lengths = [r["source_length"] for r in rows]
+  return (lengths, lengths, [100 * (1 - r["wer"]) for r in rows], [r["examples"] for r in rows],
+          "exact-match accuracy (%)")
 
 
 def main():
@@ -83,12 +85,12 @@ def main():
   lines = []
   steps = set()
   for model, (evaluation, config) in runs.items():
-    x, y, examples, ylabel = curve(evaluation)
+    x, labels, y, examples, ylabel = curve(evaluation)
     full = config["full_config"]
     steps.add(full["num_train_steps"])
     ax.plot(x, y, marker="o", markersize=3, label=LABELS.get(model, model))
-    lines.append((model, evaluation, x, y, examples, full))
-  by_words = "bleu_by_source_length" in lines[0][1]
+    lines.append((model, evaluation, labels, y, examples, full))
+  by_words = ylabel == "BLEU"
   train_max = (runs[next(iter(runs))][1]["full_config"]["dataset_options"].get("train_lengths") or [None, None])[1]
   if train_max and not by_words:
     ax.axvline(train_max + 0.5, color="gray", linestyle="--", linewidth=1)
@@ -113,8 +115,7 @@ def main():
   table = [f"| source length ({'words' if by_words else 'tokens'}) | test examples | " + " | ".join(names) + " |",
            "| --- | --- | " + " | ".join("---" for _ in names) + " |",
            "| all | | " + " | ".join(overall) + " |"]
-  for i, length in enumerate(lines[0][2]):
-    label = bucket_label(lines[0][1]["bleu_by_source_length"][i]) if by_words else length
+  for i, label in enumerate(lines[0][2]):
     table.append(f"| {label} | {lines[0][4][i]} | " + " | ".join(f"{line[3][i]:.1f}" for line in lines) + " |")
   losses = {model: validation_losses(os.path.join(args.out_dir, model)) for model, *_ in lines}
   steps_evaluated = sorted({step for by_step in losses.values() for step in by_step})
@@ -124,7 +125,7 @@ def main():
     table.append(f"| {step} | " + " | ".join(f"{losses[model][step]:.3f}" if step in losses[model] else ""
                                               for model, *_ in lines) + " |")
   table.append("| test, end of training | " + " | ".join(f"{test_loss(os.path.join(args.out_dir, model)):.3f}"
-                                                          for model, *_ in lines) + " |")
+                                                        for model, *_ in lines) + " |")
   with open(os.path.join(args.out_dir, "by_length.md"), "w") as f:
     f.write("\n".join(table) + "\n")
   print("\n".join(table))
