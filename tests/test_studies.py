@@ -90,3 +90,25 @@ def test_speech_cmudict_study_runs_end_to_end(tmp_path):
     words = json.loads((out / f"{frontend}_1h_words.json").read_text())
     assert len(words["voices"]) == 4 and set(words["error_percent"]["mean"]) == {"cosine", "margin"}
     assert (out / f"attention_{frontend}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_vaswani2017_table3_g2p_sweep_runs_end_to_end(tmp_path, data_dir):
+  out, table_path, plot_path = tmp_path / "sweep", tmp_path / "g2p_results.md", tmp_path / "g2p_results.png"
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", OUT=str(out), TABLE=str(table_path),
+             PLOT=str(plot_path), EVAL_MAX_EXAMPLES="8")
+  tiny = (f"--data_dir={data_dir} --num_train_steps=5 --checkpoint_every_steps=1 --eval_every_steps=2 "
+          "--length_buckets=32 --max_eval_examples=8 --max_test_examples=8")
+  proc = subprocess.run(["bash", "experiments/vaswani2017_table3/g2p_sweep.sh", f"--extra_flags={tiny}"], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=1800)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table_path.read_text().splitlines()[2:]}
+  assert rows["base"][2] == "2"  # two seeds, mean ± std
+  assert " ± " in rows["base"][3] and "%" not in rows["base"][3]
+  for label in ("A-h1", "A-h32", "B-dk4", "C-N1", "C-N4", "C-ff1024", "D-drop0", "D-ls0", "E-learned"):
+    assert rows[label][2] == "1", rows[label]
+    assert 0 <= float(rows[label][3]) <= 100  # WER of the averaged checkpoints
+  assert rows["B-dk8"][2] == "not run"  # every variation of the paper is listed, run or not
+  assert plot_path.stat().st_size > 10_000
+  averaged = json.loads((out / "averaged" / "base,seed=0.test.json").read_text())
+  assert averaged["step"] == 5 and averaged["examples"] == 8
