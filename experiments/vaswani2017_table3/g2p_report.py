@@ -5,11 +5,11 @@ r"""The Table 3 of a `g2p_sweep.sh` run directory, beside the paper's rows.
 
 Reads, for every run NAME of the sweep (`base,seed=0`, `A-h1,num_heads=1,seed=0`, ...):
 OUT_DIR/NAME/results.json (training's final test evaluation: perplexity, WER of the last
-checkpoint, parameters, wall time), OUT_DIR/NAME/metrics.jsonl (validation loss at each evaluation)
+checkpoint, parameters, wall time), OUT_DIR/NAME/metrics.jsonl (validation NLL at each evaluation)
 and OUT_DIR/averaged/NAME.test.json (experiments.evaluate of the average of the last checkpoints).
 Writes one row per variation of the paper's Table 3, in the paper's order; a variation without a
 finished run is written as `not run`.  Several seeds: mean ± sample standard deviation.  With
---plot, also draws each finished run's validation loss by step (left) and the test WER of its
+--plot, also draws each finished run's validation NLL by step (left) and the test WER of its
 averaged checkpoints (right, one bar per row, the base row's seeds as its error bar).
 """
 
@@ -24,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-# A run's validation loss is "flat" when it fell by less than this fraction from 80% of the steps to
+# A run's validation NLL is "flat" when it fell by less than this fraction from 80% of the steps to
 # the last validation.
 FLAT_FRACTION = 0.01
 
@@ -55,21 +55,22 @@ ROWS = [
 
 
 def validation_losses(run_dir: str) -> dict[int, float]:
-  """step -> validation loss, from the run's metrics.jsonl."""
+  """step -> validation negative log-likelihood per target token (without label smoothing, so
+  that rows with other smoothing compare), from the run's metrics.jsonl."""
   losses = {}
   with open(os.path.join(run_dir, "metrics.jsonl")) as f:
     for line in f:
       record = json.loads(line)
-      if "validation/loss" in record:
-        losses[record["step"]] = record["validation/loss"]
+      if "validation/nll" in record:
+        losses[record["step"]] = record["validation/nll"]
   return losses
 
 
 def last_fifth_change(losses: dict[int, float], steps: int) -> tuple[float, float]:
-  """(validation loss at the evaluation closest to 80% of the run's steps, at its last evaluation;
+  """(validation NLL at the evaluation closest to 80% of the run's steps, at its last evaluation;
   training validates every --eval_every_steps except at the last step, which is tested instead)."""
   if not losses:
-    raise SystemExit("a run has no validation loss: train with --eval_every_steps below --num_train_steps")
+    raise SystemExit("a run has no validation NLL: train with --eval_every_steps below --num_train_steps")
   at_80 = min(losses, key=lambda step: abs(step - 0.8 * steps))
   return losses[at_80], losses[max(losses)]
 
@@ -84,9 +85,10 @@ def load_run(out_dir: str, name: str) -> dict | None:
     results = json.load(f)
   with open(averaged) as f:
     evaluation = json.load(f)
-  before, after = last_fifth_change(validation_losses(run_dir), results["step"])
-  return {"name": name, "dataset": results["dataset"], "losses": validation_losses(run_dir), "wer_avg": 100 * evaluation["wer"], "per_avg": 100 * evaluation["per"],
-          "wer_last": 100 * results["eval"]["wer"], "ppl": results["eval"]["perplexity"],
+  losses = validation_losses(run_dir)
+  before, after = last_fifth_change(losses, results["step"])
+  return {"name": name, "dataset": results["dataset"], "losses": losses,
+          "wer_avg": 100 * evaluation["wer"], "per_avg": 100 * evaluation["per"], "wer_last": 100 * results["eval"]["wer"], "ppl": results["eval"]["perplexity"],
           "val_before": before, "val_after": after, "params": results["params"],
           "wall_min": results["wall_s"] / 60, "steps": results["step"]}
 
@@ -124,7 +126,7 @@ def row(label: str, ours: str, paper: tuple[str, ...], runs: list[dict]) -> str:
 def table(out_dir: str) -> str:
   by_label = runs_by_label(out_dir)
   header = ("| row | ours: change | seeds | test WER %, last 5 averaged | test PER %, last 5 averaged | "
-            "test WER %, last checkpoint | test PPL, last checkpoint | validation loss at 80% of steps → last validation | "
+            "test WER %, last checkpoint | test PPL, last checkpoint | validation NLL at 80% of steps → last validation | "
             "params | wall min/run | paper: change | paper PPL (dev) | paper BLEU (dev) | paper params |")
   lines = [header, "|" + " --- |" * (header.count("|") - 1)]
   lines += [row(label, ours, paper, by_label.get(label, [])) for label, ours, *paper in ROWS]
@@ -145,7 +147,7 @@ def plot(out_dir: str, path: str):
                   label=run["name"].split(",")[0] + (f" seed {run['name'].rsplit('=', 1)[1]}" if label == "base" else ""),
                   linewidth=2.5 if label == "base" else 1)
   curves.axvspan(0.8 * steps, steps, color="grey", alpha=0.15, label="last 20% of steps")
-  curves.set(xlabel="training step", ylabel="validation loss (label-smoothed NLL per token)",
+  curves.set(xlabel="training step", ylabel="validation NLL per target token",
              title="validation loss during training")
   late = [loss for run in runs for step, loss in run["losses"].items() if step >= 0.2 * steps]
   curves.set_ylim(0.97 * min(late), 1.03 * max(late))  # the first evaluations are far above the rest
