@@ -44,6 +44,17 @@ IDENTITY_FIELDS = ("model", "dataset", "dataset_options", "model_hparams", "max_
 CHECKPOINT_NAMES = ("latest", "best")
 
 
+def metric_history(workdir: str, name: str) -> dict[int, float]:
+  """step -> the value of metric `name` (e.g. "validation/nll") at each step metrics.jsonl has it."""
+  history = {}
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    for line in f:
+      record = json.loads(line)
+      if name in record:
+        history[record["step"]] = record[name]
+  return history
+
+
 def write_json_atomic(path: str, obj) -> None:
   """Writes `obj` as JSON to `path` through a temporary file: readers see the old or the new file."""
   with open(path + ".tmp", "w") as f:

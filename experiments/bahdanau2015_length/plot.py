@@ -1,6 +1,6 @@
 r"""Quality by source length, one line per model, from `experiments.evaluate` JSON files.
 
-  python experiments/bahdanau2015_length/plot.py --out_dir=runs/bahdanau2015_length/reverse --task=reverse
+  python -m experiments.bahdanau2015_length.plot --out_dir=runs/bahdanau2015_length/reverse --task=reverse
 
 Reads OUT_DIR/<model>.test.json (written with --error_profile: `bleu_by_source_length` for a
 translation dataset, else `wer_by_source_length`) and each model's OUT_DIR/<model>/config.json,
@@ -19,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 
+from seq2seq_jax import workdir  # pylint: disable=wrong-import-position
+
 MODEL_ORDER = ("rnn_seq2seq", "rnn_attention", "transformer")
 LABELS = {"rnn_seq2seq": "LSTM encoder-decoder (no attention)", "rnn_attention": "LSTM + additive attention",
           "transformer": "Transformer"}
@@ -35,17 +37,6 @@ def load(out_dir: str) -> dict:
       config = json.load(f)
     runs[model] = (evaluation, config)
   return dict(sorted(runs.items(), key=lambda kv: MODEL_ORDER.index(kv[0]) if kv[0] in MODEL_ORDER else 99))
-
-
-def validation_losses(workdir: str) -> dict[int, float]:
-  """step -> validation negative log-likelihood per target token, from the run's metrics.jsonl."""
-  losses = {}
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    for line in f:
-      record = json.loads(line)
-      if "validation/nll" in record:
-        losses[record["step"]] = record["validation/nll"]
-  return losses
 
 
 def test_loss(workdir: str) -> float:
@@ -117,7 +108,7 @@ def main():
            "| all | | " + " | ".join(overall) + " |"]
   for i, label in enumerate(lines[0][2]):
     table.append(f"| {label} | {lines[0][4][i]} | " + " | ".join(f"{line[3][i]:.1f}" for line in lines) + " |")
-  losses = {model: validation_losses(os.path.join(args.out_dir, model)) for model, *_ in lines}
+  losses = {model: workdir.metric_history(os.path.join(args.out_dir, model), "validation/nll") for model, *_ in lines}
   steps_evaluated = sorted({step for by_step in losses.values() for step in by_step})
   table += ["", "| validation NLL per token, step | " + " | ".join(names) + " |",
             "| --- | " + " | ".join("---" for _ in names) + " |"]

@@ -17,7 +17,7 @@ shift || true
 out=runs/bahdanau2015_length/$task
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then out=$1; shift; fi
 experiments/run_recipes.sh experiments/bahdanau2015_length "$task" "$out" "$@"
-python experiments/bahdanau2015_length/plot.py --out_dir="$out" --task="$task"
+python -m experiments.bahdanau2015_length.plot --out_dir="$out" --task="$task"
 if [ "$task" = bible ]; then
   python -m experiments.bahdanau2015_length.long_verse --workdir="$out/rnn_attention" > "$out/long_verse.txt"
   python -m experiments.decode --workdir="$out/rnn_attention" --input_file="$out/long_verse.txt" \

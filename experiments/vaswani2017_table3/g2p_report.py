@@ -1,6 +1,6 @@
 r"""The Table 3 of a `g2p_sweep.sh` run directory, beside the paper's rows.
 
-  python experiments/vaswani2017_table3/g2p_report.py --out_dir=runs/vaswani2017_table3_g2p \
+  python -m experiments.vaswani2017_table3.g2p_report --out_dir=runs/vaswani2017_table3_g2p \
       --output=experiments/vaswani2017_table3/g2p_results.md
 
 Reads, for every run NAME of the sweep (`base,seed=0`, `A-h1,num_heads=1,seed=0`, ...):
@@ -23,6 +23,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from seq2seq_jax import workdir  # pylint: disable=wrong-import-position
 
 # A run's validation NLL is "flat" when it fell by less than this fraction from 80% of the steps to
 # the last validation.
@@ -54,18 +56,6 @@ ROWS = [
 ]
 
 
-def validation_losses(run_dir: str) -> dict[int, float]:
-  """step -> validation negative log-likelihood per target token (without label smoothing, so
-  that rows with other smoothing compare), from the run's metrics.jsonl."""
-  losses = {}
-  with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-    for line in f:
-      record = json.loads(line)
-      if "validation/nll" in record:
-        losses[record["step"]] = record["validation/nll"]
-  return losses
-
-
 def last_fifth_change(losses: dict[int, float], steps: int) -> tuple[float, float]:
   """(validation NLL at the evaluation closest to 80% of the run's steps, at its last evaluation;
   training validates every --eval_every_steps except at the last step, which is tested instead)."""
@@ -85,7 +75,7 @@ def load_run(out_dir: str, name: str) -> dict | None:
     results = json.load(f)
   with open(averaged) as f:
     evaluation = json.load(f)
-  losses = validation_losses(run_dir)
+  losses = workdir.metric_history(run_dir, "validation/nll")  # without label smoothing: rows compare
   before, after = last_fifth_change(losses, results["step"])
   return {"name": name, "dataset": results["dataset"], "losses": losses,
           "wer_avg": 100 * evaluation["wer"], "per_avg": 100 * evaluation["per"], "wer_last": 100 * results["eval"]["wer"], "ppl": results["eval"]["perplexity"],

@@ -41,6 +41,6 @@ for results in "$out"/*/results.json; do
   python -m experiments.evaluate --workdir="$out/averaged/$name" --split=test --beam_size=4 --length_penalty=0.6 \
     --max_examples="${EVAL_MAX_EXAMPLES:-0}" --output="$out/averaged/$name.test.json" > /dev/null
 done
-python experiments/vaswani2017_table3/g2p_report.py --out_dir="$out" --output="${TABLE:-experiments/vaswani2017_table3/g2p_results.md}" \
+python -m experiments.vaswani2017_table3.g2p_report --out_dir="$out" --output="${TABLE:-experiments/vaswani2017_table3/g2p_results.md}" \
   --plot="${PLOT:-experiments/vaswani2017_table3/g2p_results.png}"
 exit "$status"
