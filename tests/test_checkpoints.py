@@ -187,3 +187,12 @@ def test_fine_tuning_refuses_another_shape_or_vocabulary(trained, tmp_path, data
   proc = run("train", f"--workdir={w}", f"--data_dir={data_dir}", f"--init_from={trained}", *flags, check=False)
   assert proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1]
   assert not os.path.exists(os.path.join(w, "config.json"))
+
+
+def test_metric_history_reads_one_metric_by_step(tmp_path):
+  records = [{"step": 100, "train/loss": 2.0}, {"step": 500, "validation/nll": 0.7, "validation/wer": 0.5},
+             {"step": 1000, "validation/nll": 0.4}, {"step": 1000, "test/nll": 0.45}]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  assert workdir.metric_history(str(tmp_path), "validation/nll") == {500: 0.7, 1000: 0.4}
+  assert workdir.metric_history(str(tmp_path), "test/nll") == {1000: 0.45}
+  assert workdir.metric_history(str(tmp_path), "validation/bleu") == {}
