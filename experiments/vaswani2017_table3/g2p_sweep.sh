@@ -6,7 +6,8 @@
 # Rows are listed in the order they run, so an interrupted sweep has the most telling rows first;
 # running the script again resumes the unfinished runs and skips the finished ones.
 # OUT (default runs/vaswani2017_table3_g2p) is the sweep directory, TABLE and PLOT (default
-# g2p_results.md and g2p_results.png here) the table and figure written; EVAL_MAX_EXAMPLES=N decodes only N test words of the averages (smoke tests).
+# g2p_results.md and g2p_results.png here) the table and figure written; EVAL_MAX_EXAMPLES=N
+# decodes only N test words of the averages (smoke tests).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-runs/vaswani2017_table3_g2p}
