@@ -26,8 +26,8 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 
 from seq2seq_jax import workdir  # pylint: disable=wrong-import-position
 
-# A run's validation NLL is "flat" when it fell by less than this fraction from 80% of the steps to
-# the last validation.
+# A run's validation NLL is "flat" when it changed by less than this fraction from 80% of the steps
+# to the last validation (else "falling", or "rising" when the model over-fits).
 FLAT_FRACTION = 0.01
 
 # (our run label, our change, the paper's change, paper dev perplexity, paper dev BLEU, paper params)
@@ -94,6 +94,13 @@ def runs_by_label(out_dir: str) -> dict[str, list[dict]]:
   return by_label
 
 
+def trend(before: float, after: float) -> str:
+  """'falling', 'flat' or 'rising' (over-fitting): the change of the validation NLL against FLAT_FRACTION."""
+  if before - after >= FLAT_FRACTION * before:
+    return "falling"
+  return "rising" if after - before >= FLAT_FRACTION * before else "flat"
+
+
 def cell(values: list[float], digits: int) -> str:
   if len(values) == 1:
     return f"{values[0]:.{digits}f}"
@@ -106,10 +113,10 @@ def row(label: str, ours: str, paper: tuple[str, ...], runs: list[dict]) -> str:
   if not runs:
     return f"| {label} | {ours} | not run | | | | | | | | {' | '.join(paper)} |"
   column = lambda key, digits: cell([r[key] for r in runs], digits)
-  flat = all(r["val_before"] - r["val_after"] < FLAT_FRACTION * r["val_before"] for r in runs)
-  validation = " / ".join(f"{r['val_before']:.3f} → {r['val_after']:.3f}" for r in runs)
+  validation = " / ".join(f"{r['val_before']:.3f} → {r['val_after']:.3f} ({trend(r['val_before'], r['val_after'])})"
+                         for r in runs)
   return (f"| {label} | {ours} | {len(runs)} | {column('wer_avg', 2)} | {column('per_avg', 2)} | "
-          f"{column('wer_last', 2)} | {column('ppl', 3)} | {validation} ({'flat' if flat else 'falling'}) | "
+          f"{column('wer_last', 2)} | {column('ppl', 3)} | {validation} | "
           f"{runs[0]['params'] / 1e6:.2f}M | {column('wall_min', 1)} | {' | '.join(paper)} |")
 
 
