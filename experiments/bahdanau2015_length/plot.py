@@ -39,9 +39,9 @@ def load(out_dir: str) -> dict:
   return dict(sorted(runs.items(), key=lambda kv: MODEL_ORDER.index(kv[0]) if kv[0] in MODEL_ORDER else 99))
 
 
-def test_loss(workdir: str) -> float:
+def test_loss(run_dir: str) -> float:
   """The test negative log-likelihood per target token of training's final evaluation."""
-  with open(os.path.join(workdir, "results.json")) as f:
+  with open(os.path.join(run_dir, "results.json")) as f:
     return json.load(f)["eval"]["nll"]
 
 

@@ -120,8 +120,7 @@ def row(label: str, ours: str, paper: tuple[str, ...], runs: list[dict]) -> str:
           f"{runs[0]['params'] / 1e6:.2f}M | {column('wall_min', 1)} | {' | '.join(paper)} |")
 
 
-def table(out_dir: str) -> str:
-  by_label = runs_by_label(out_dir)
+def table(by_label: dict[str, list[dict]]) -> str:
   header = ("| row | ours: change | seeds | test WER %, last 5 averaged | test PER %, last 5 averaged | "
             "test WER %, last checkpoint | test PPL, last checkpoint | validation NLL at 80% of steps → last validation | "
             "params | wall min/run | paper: change | paper PPL (dev) | paper BLEU (dev) | paper params |")
@@ -130,8 +129,7 @@ def table(out_dir: str) -> str:
   return "\n".join(lines) + "\n"
 
 
-def plot(out_dir: str, path: str):
-  by_label = runs_by_label(out_dir)
+def plot(by_label: dict[str, list[dict]], path: str):
   labels = [label for label, *_ in ROWS if by_label.get(label)]
   runs = [run for label in labels for run in by_label[label]]
   steps, dataset = max(run["steps"] for run in runs), runs[0]["dataset"]
@@ -166,9 +164,10 @@ def main():
   parser.add_argument("--output", required=True, help="Markdown file to write the table to.")
   parser.add_argument("--plot", help="PNG file to draw the validation curves and test WER in.")
   args = parser.parse_args()
-  text = table(args.out_dir)
+  by_label = runs_by_label(args.out_dir)
+  text = table(by_label)
   if args.plot:
-    plot(args.out_dir, args.plot)
+    plot(by_label, args.plot)
   with open(args.output, "w") as f:
     f.write(text)
   print(text, end="")
