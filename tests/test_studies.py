@@ -15,10 +15,10 @@ MODEL_COLUMNS = ["LSTM encoder-decoder (no attention)", "LSTM + additive attenti
 
 
 def run_study(script: str, task: str, out, data_dir, flags: list[str], eval_max_examples: str = "0",
-              side_by_side: bool = False):
+              side_by_side: str = "0"):
   """Runs a study's run.sh on one XLA device and fails the test with its stderr if it fails."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", EVAL_MAX_EXAMPLES=eval_max_examples,
-             SIDE_BY_SIDE="1" if side_by_side else "0")
+             SIDE_BY_SIDE=side_by_side)
   proc = subprocess.run(["bash", script, task, str(out), f"--data_dir={data_dir}", *flags],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -51,7 +51,7 @@ def test_bahdanau2015_length_bible_study_runs_end_to_end(tmp_path, data_dir):
   out = tmp_path / "bible"
   run_study("experiments/bahdanau2015_length/run.sh", "bible", out, data_dir,
             ["--num_train_steps=2", "--vocab_size=300", "--num_layers=1", "--max_tokens=512", "--length_buckets=96",
-             "--max_test_examples=8", "--max_eval_examples=8"], eval_max_examples="24", side_by_side=True)
+             "--max_test_examples=8", "--max_eval_examples=8"], eval_max_examples="24", side_by_side="2")
   table = by_length_table(out)
   assert "BLEU" in table[2] and table[0].startswith("| source length (words) |")
   assert table[3].startswith("| 1-10 |")  # BLEU by source-length bucket in words
@@ -61,6 +61,32 @@ def test_bahdanau2015_length_bible_study_runs_end_to_end(tmp_path, data_dir):
   assert 20 <= len(verse.split()) <= 50
   heatmaps = list((out / "heatmap").glob("*.png"))
   assert len(heatmaps) == 1 and heatmaps[0].stat().st_size > 10_000
+
+
+def test_run_recipes_refuses_a_bad_side_by_side_before_writing(tmp_path):
+  proc = subprocess.run(["bash", "experiments/run_recipes.sh", "experiments/bahdanau2015_length", "bible",
+                         str(tmp_path / "out")], cwd=REPO, env=dict(os.environ, SIDE_BY_SIDE="two"),
+                        capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 2 and "SIDE_BY_SIDE=two: expected 0, 1 or a number of runs at a time" in proc.stderr
+  assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_luong2015_attention_sweep_runs_end_to_end(tmp_path, data_dir):
+  out, table_path, plot_path = tmp_path / "sweep", tmp_path / "results.md", tmp_path / "results.png"
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", OUT=str(out), TABLE=str(table_path),
+             PLOT=str(plot_path))
+  tiny = (f"--data_dir={data_dir} --num_train_steps=6 --eval_every_steps=1 --vocab_size=300 --num_layers=1 "
+          "--hidden_size=16 --embedding_size=8 --max_tokens=512 --length_buckets=96 --max_eval_examples=4 "
+          "--max_test_examples=4")
+  proc = subprocess.run(["bash", "experiments/luong2015_attention/sweep.sh", f"--extra_flags={tiny}"], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=1800)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table_path.read_text().splitlines()[2:]}
+  assert list(rows) == ["general", "general-nofeed", "dot", "concat", "dot-nofeed", "concat-nofeed", "additive"]
+  for cells in rows.values():
+    assert 0 <= float(cells[3]) <= 100 and float(cells[5]) > 1  # test BLEU, test perplexity
+  assert plot_path.stat().st_size > 10_000
 
 
 @pytest.mark.slow
@@ -97,7 +123,7 @@ def test_vaswani2017_table3_g2p_sweep_runs_end_to_end(tmp_path, data_dir):
   out, table_path, plot_path = tmp_path / "sweep", tmp_path / "g2p_results.md", tmp_path / "g2p_results.png"
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", OUT=str(out), TABLE=str(table_path),
              PLOT=str(plot_path), EVAL_MAX_EXAMPLES="8")
-  tiny = (f"--data_dir={data_dir} --num_train_steps=5 --checkpoint_every_steps=1 --eval_every_steps=2 "
+  tiny = (f"--data_dir={data_dir} --num_train_steps=7 --checkpoint_every_steps=1 --eval_every_steps=2 "
           "--length_buckets=32 --max_eval_examples=8 --max_test_examples=8")
   proc = subprocess.run(["bash", "experiments/vaswani2017_table3/g2p_sweep.sh", f"--extra_flags={tiny}"], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=1800)
@@ -111,4 +137,4 @@ def test_vaswani2017_table3_g2p_sweep_runs_end_to_end(tmp_path, data_dir):
   assert rows["B-dk8"][2] == "not run"  # every variation of the paper is listed, run or not
   assert plot_path.stat().st_size > 10_000
   averaged = json.loads((out / "averaged" / "base,seed=0.test.json").read_text())
-  assert averaged["step"] == 5 and averaged["examples"] == 8
+  assert averaged["step"] == 7 and averaged["examples"] == 8

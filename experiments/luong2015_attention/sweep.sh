@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# Luong et al. (2015), Table 4's global-attention rows at CPU scale: dot, general and concat scores,
-# each with and without input feeding (§3.3), over base.flags; plus Bahdanau's additive attention
-# as the reference row.  Results: runs/luong2015_attention/results.md (experiments.sweep's table).
-# Extra arguments go to experiments.sweep, e.g. `experiments/luong2015_attention/sweep.sh --dry_run`.
+# Luong et al. (2015) global attention at CPU scale on bible_en_es: dot, general and concat scores
+# (§3.1, eq. 8), each with and without input feeding (§3.3), over base.flags, plus Bahdanau's additive
+# score on the same decoder as the reference row.  Two training processes at a time with one XLA
+# thread each (one core each on a 2-core machine), then report.py writes the table and figure.
+# Runs are listed in the order they run, so an interrupted sweep has the most telling rows first;
+# running the script again resumes the unfinished runs and skips the finished ones.
+# OUT (default runs/luong2015_attention) is the sweep directory, TABLE and PLOT (default results.md
+# and results.png here) the table and figure.  Extra arguments go to experiments.sweep, e.g. --dry_run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-python -m experiments.sweep --base_flagfile=experiments/luong2015_attention/base.flags \
-  --out_dir=runs/luong2015_attention \
-  --runs=dot:attention=luong_dot --runs=general:attention=luong_general --runs=concat:attention=luong_concat \
-  --grid=input_feeding=true,false "$@"
-python -m experiments.sweep --base_flagfile=experiments/luong2015_attention/base.flags \
-  --out_dir=runs/luong2015_attention_bahdanau --runs=bahdanau:attention=bahdanau "$@"
+out=${OUT:-runs/luong2015_attention}
+export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false${XLA_FLAGS:+ $XLA_FLAGS}"
+args=(
+  --base_flagfile=experiments/luong2015_attention/base.flags --out_dir="$out" --parallel=2
+  --runs=general:attention=luong_general,input_feeding=true
+  --runs=general-nofeed:attention=luong_general,input_feeding=false
+  --runs=dot:attention=luong_dot,input_feeding=true
+  --runs=concat:attention=luong_concat,input_feeding=true
+  --runs=dot-nofeed:attention=luong_dot,input_feeding=false
+  --runs=concat-nofeed:attention=luong_concat,input_feeding=false
+  --runs=additive:attention=bahdanau
+)
+status=0
+python -m experiments.sweep "${args[@]}" "$@" || status=$?
+case " $* " in *" --dry_run "*) exit "$status";; esac
+python -m experiments.luong2015_attention.report --out_dir="$out" \
+  --output="${TABLE:-experiments/luong2015_attention/results.md}" --plot="${PLOT:-experiments/luong2015_attention/results.png}"
+exit "$status"

@@ -24,11 +24,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from experiments.convergence import last_fifth_change, trend  # pylint: disable=wrong-import-position
 from seq2seq_jax import workdir  # pylint: disable=wrong-import-position
-
-# A run's validation NLL is "flat" when it changed by less than this fraction from 80% of the steps
-# to the last validation (else "falling", or "rising" when the model over-fits).
-FLAT_FRACTION = 0.01
 
 # (our run label, our change, the paper's change, paper dev perplexity, paper dev BLEU, paper params)
 # in the order of the paper's Table 3 (Vaswani et al. 2017, newstest2013); base: N=2, d_model=128,
@@ -54,15 +51,6 @@ ROWS = [
     ("D-ls0.2", "(D) label smoothing 0.2", "(D) eps_ls=0.2", "5.47", "25.7", ""),
     ("E-learned", "(E) learned positions", "(E) positional embedding", "4.92", "25.7", ""),
 ]
-
-
-def last_fifth_change(losses: dict[int, float], steps: int) -> tuple[float, float]:
-  """(validation NLL at the evaluation closest to 80% of the run's steps, at its last evaluation;
-  training validates every --eval_every_steps except at the last step, which is tested instead)."""
-  if not losses:
-    raise SystemExit("a run has no validation NLL: train with --eval_every_steps below --num_train_steps")
-  at_80 = min(losses, key=lambda step: abs(step - 0.8 * steps))
-  return losses[at_80], losses[max(losses)]
 
 
 def load_run(out_dir: str, name: str) -> dict | None:
@@ -92,13 +80,6 @@ def runs_by_label(out_dir: str) -> dict[str, list[dict]]:
       if run is not None:
         by_label[name.split(",")[0]].append(run)
   return by_label
-
-
-def trend(before: float, after: float) -> str:
-  """'falling', 'flat' or 'rising' (over-fitting): the change of the validation NLL against FLAT_FRACTION."""
-  if before - after >= FLAT_FRACTION * before:
-    return "falling"
-  return "rising" if after - before >= FLAT_FRACTION * before else "flat"
 
 
 def cell(values: list[float], digits: int) -> str:
