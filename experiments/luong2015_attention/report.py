@@ -10,7 +10,6 @@ evaluation).  Writes one row per attention variant in ROWS order, `not run` wher
 results; with --plot, draws the validation NLL by step (left) and test BLEU (right).
 """
 
-import argparse
 import json
 import os
 
@@ -19,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from experiments import study_report  # pylint: disable=wrong-import-position
 from experiments.convergence import last_fifth_change, trend  # pylint: disable=wrong-import-position
 from seq2seq_jax import workdir  # pylint: disable=wrong-import-position
 
@@ -91,27 +91,15 @@ def plot(runs: dict[str, dict], path: str):
   bars.set(xlabel="attention score (grey: without input feeding)", ylabel="test BLEU (sacreBLEU, beam 4)",
            title="test BLEU of the last checkpoint")
   bars.tick_params(axis="x", rotation=30)
-  fig.suptitle(f"Luong et al. (2015) global attention variants on {dataset}, {steps:,} steps each")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  study_report.save_figure(fig, f"Luong et al. (2015) global attention variants on {dataset}, {steps:,} steps each", path)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out_dir", required=True)
-  parser.add_argument("--output", required=True, help="Markdown file to write the table to.")
-  parser.add_argument("--plot", help="PNG file to draw the validation curves and test BLEU in.")
-  args = parser.parse_args()
-  runs = runs_by_label(args.out_dir)
+def finished_runs(out_dir: str) -> dict[str, dict]:
+  runs = runs_by_label(out_dir)
   if not runs:
-    raise SystemExit(f"{args.out_dir}: no finished run (no */results.json); run experiments/luong2015_attention/sweep.sh")
-  text = table(runs)
-  if args.plot:
-    plot(runs, args.plot)
-  with open(args.output, "w") as f:
-    f.write(text)
-  print(text, end="")
+    raise SystemExit(f"{out_dir}: no finished run (no */results.json); run experiments/luong2015_attention/sweep.sh")
+  return runs
 
 
 if __name__ == "__main__":
-  main()
+  study_report.main(__doc__.splitlines()[0], finished_runs, table, plot, "the validation curves and test BLEU")

@@ -13,7 +13,6 @@ finished run is written as `not run`.  Several seeds: mean ± sample standard de
 averaged checkpoints (right, one bar per row, the base row's seeds as its error bar).
 """
 
-import argparse
 import collections
 import json
 import os
@@ -24,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from experiments import study_report  # pylint: disable=wrong-import-position
 from experiments.convergence import last_fifth_change, trend  # pylint: disable=wrong-import-position
 from seq2seq_jax import workdir  # pylint: disable=wrong-import-position
 
@@ -134,25 +134,8 @@ def plot(by_label: dict[str, list[dict]], path: str):
   bars.set(xlabel="Table 3 row (one change from base)", ylabel="test WER % (last 5 checkpoints averaged)",
            title="test word error rate")
   bars.tick_params(axis="x", rotation=45)
-  fig.suptitle(f"Vaswani et al. (2017) Table 3 variations on {dataset}, {steps:,} steps each")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-
-
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out_dir", required=True)
-  parser.add_argument("--output", required=True, help="Markdown file to write the table to.")
-  parser.add_argument("--plot", help="PNG file to draw the validation curves and test WER in.")
-  args = parser.parse_args()
-  by_label = runs_by_label(args.out_dir)
-  text = table(by_label)
-  if args.plot:
-    plot(by_label, args.plot)
-  with open(args.output, "w") as f:
-    f.write(text)
-  print(text, end="")
+  study_report.save_figure(fig, f"Vaswani et al. (2017) Table 3 variations on {dataset}, {steps:,} steps each", path)
 
 
 if __name__ == "__main__":
-  main()
+  study_report.main(__doc__.splitlines()[0], runs_by_label, table, plot, "the validation curves and test WER")
