@@ -4,7 +4,9 @@
 """
 
 import argparse
-from typing import Callable
+import collections
+import os
+from typing import Callable, Optional
 
 
 def main(description: str, load_runs: Callable[[str], dict], table: Callable[[dict], str],
@@ -23,6 +25,25 @@ def main(description: str, load_runs: Callable[[str], dict], table: Callable[[di
   with open(args.output, "w") as f:
     f.write(text)
   print(text, end="")
+
+
+def finished_runs_by_label(out_dir: str, load_run: Callable[[str, str], Optional[dict]],
+                           rerun: str) -> dict[str, list[dict]]:
+  """Run label (the run name before its first comma: `base` of `base,seed=0`) -> the figures
+  load_run(out_dir, name) gives for each of its seeds, over the run directories of a sweep; a run
+  for which load_run returns None (unfinished) is left out.  A sweep directory that is missing or
+  has no finished run stops with a line naming `rerun`, the command that makes one."""
+  if not os.path.isdir(out_dir):
+    raise SystemExit(f"{out_dir}: no such sweep directory; run {rerun}")
+  by_label = collections.defaultdict(list)
+  for name in sorted(os.listdir(out_dir)):
+    if os.path.isdir(os.path.join(out_dir, name)) and "seed=" in name:
+      run = load_run(out_dir, name)
+      if run is not None:
+        by_label[name.split(",")[0]].append(run)
+  if not by_label:
+    raise SystemExit(f"{out_dir}: no finished run (no */results.json); run {rerun}")
+  return dict(by_label)
 
 
 def save_figure(fig, title: str, path: str) -> None:

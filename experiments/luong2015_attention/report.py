@@ -50,17 +50,6 @@ def load_run(out_dir: str, name: str) -> dict | None:
           "val_before": before, "val_after": after, "params": results["params"], "wall_min": results["wall_s"] / 60}
 
 
-def runs_by_label(out_dir: str) -> dict[str, dict]:
-  """Run label (the run name before its first comma) -> its figures, for the finished runs."""
-  runs = {}
-  for name in sorted(os.listdir(out_dir)):
-    if os.path.isdir(os.path.join(out_dir, name)) and "seed=" in name:
-      run = load_run(out_dir, name)
-      if run is not None:
-        runs[name.split(",")[0]] = run
-  return runs
-
-
 def table(runs: dict[str, dict]) -> str:
   header = ("| run | score | input feeding | test BLEU | test chrF | test perplexity | "
             "validation NLL at 80% of steps → last | params | wall min | Luong et al. (2015) |")
@@ -94,12 +83,16 @@ def plot(runs: dict[str, dict], path: str):
   study_report.save_figure(fig, f"Luong et al. (2015) global attention variants on {dataset}, {steps:,} steps each", path)
 
 
-def finished_runs(out_dir: str) -> dict[str, dict]:
-  runs = runs_by_label(out_dir)
-  if not runs:
-    raise SystemExit(f"{out_dir}: no finished run (no */results.json); run experiments/luong2015_attention/sweep.sh")
-  return runs
+def one_run_per_label(out_dir: str) -> dict[str, dict]:
+  """Run label -> its finished run's figures; a label with several seeds is refused, since each
+  row of the table is a single run."""
+  by_label = study_report.finished_runs_by_label(out_dir, load_run, rerun="experiments/luong2015_attention/sweep.sh")
+  for label, seeds in by_label.items():
+    if len(seeds) > 1:
+      raise SystemExit(f"{out_dir}: {len(seeds)} finished seeds of {label}; this table has one run per "
+                       "variant: move the extra seeds' directories out of the sweep directory")
+  return {label: seeds[0] for label, seeds in by_label.items()}
 
 
 if __name__ == "__main__":
-  study_report.main(__doc__.splitlines()[0], finished_runs, table, plot, "the validation curves and test BLEU")
+  study_report.main(__doc__.splitlines()[0], one_run_per_label, table, plot, "the validation curves and test BLEU")

@@ -13,7 +13,6 @@ finished run is written as `not run`.  Several seeds: mean ± sample standard de
 averaged checkpoints (right, one bar per row, the base row's seeds as its error bar).
 """
 
-import collections
 import json
 import os
 import statistics
@@ -72,14 +71,8 @@ def load_run(out_dir: str, name: str) -> dict | None:
 
 
 def runs_by_label(out_dir: str) -> dict[str, list[dict]]:
-  """Run label (the part of the run name before the first comma) -> its finished seeds' figures."""
-  by_label = collections.defaultdict(list)
-  for name in sorted(os.listdir(out_dir)):
-    if os.path.isdir(os.path.join(out_dir, name)) and "seed=" in name:
-      run = load_run(out_dir, name)
-      if run is not None:
-        by_label[name.split(",")[0]].append(run)
-  return by_label
+  """Row label -> its finished seeds' figures."""
+  return study_report.finished_runs_by_label(out_dir, load_run, rerun="experiments/vaswani2017_table3/g2p_sweep.sh")
 
 
 def cell(values: list[float], digits: int) -> str:

@@ -1,0 +1,71 @@
+"""The study reports read a sweep directory the same way: finished runs grouped by label."""
+
+import json
+import os
+
+import pytest
+
+from experiments import study_report
+from experiments.luong2015_attention import report as luong_report
+from experiments.vaswani2017_table3 import g2p_report
+
+
+def write_finished_run(out_dir: str, name: str, steps: int = 100, score: float = 0.5) -> None:
+  """A run directory as training leaves it: validation NLL every 20 steps, then results.json; plus
+  the averaged-checkpoint evaluation the Table 3 sweep writes."""
+  run_dir = os.path.join(out_dir, name)
+  os.makedirs(run_dir)
+  with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+    for step in range(20, steps + 1, 20):
+      f.write(json.dumps({"step": step, "validation/nll": 3.0 + score - step / 1000}) + "\n")
+  results = {"dataset": "toy", "step": steps, "params": 1_000_000, "wall_s": 600.0,
+             "eval": {"bleu": 10 * score, "chrf": 20 * score, "perplexity": 5 + score, "wer": score / 2}}
+  with open(os.path.join(run_dir, "results.json"), "w") as f:
+    json.dump(results, f)
+  os.makedirs(os.path.join(out_dir, "averaged"), exist_ok=True)
+  with open(os.path.join(out_dir, "averaged", f"{name}.test.json"), "w") as f:
+    json.dump({"wer": score / 3, "per": score / 10}, f)
+
+
+def fake_load_run(out_dir: str, name: str) -> dict | None:
+  path = os.path.join(out_dir, name, "results.json")
+  return {"name": name} if os.path.exists(path) else None
+
+
+def test_runs_are_grouped_by_label_and_unfinished_ones_left_out(tmp_path):
+  for name in ["base,seed=0", "base,seed=1", "A-h1,num_heads=1,seed=0"]:
+    write_finished_run(str(tmp_path), name)
+  os.makedirs(tmp_path / "B-dk16,key_size=16,seed=0")  # started, no results.json yet
+  (tmp_path / "results.csv").write_text("not a run\n")
+  by_label = study_report.finished_runs_by_label(str(tmp_path), fake_load_run, rerun="sweep.sh")
+  assert by_label == {"base": [{"name": "base,seed=0"}, {"name": "base,seed=1"}],
+                      "A-h1": [{"name": "A-h1,num_heads=1,seed=0"}]}
+
+
+def test_a_missing_or_empty_sweep_directory_names_the_command_that_fills_it(tmp_path):
+  with pytest.raises(SystemExit, match=r"no such sweep directory; run sweep\.sh"):
+    study_report.finished_runs_by_label(str(tmp_path / "absent"), fake_load_run, rerun="sweep.sh")
+  os.makedirs(tmp_path / "base,seed=0")
+  with pytest.raises(SystemExit, match=r"no finished run .*; run sweep\.sh"):
+    study_report.finished_runs_by_label(str(tmp_path), fake_load_run, rerun="sweep.sh")
+
+
+def test_both_reports_read_the_same_sweep_directory(tmp_path):
+  write_finished_run(str(tmp_path), "general,attention=luong_general,seed=0", score=0.4)
+  write_finished_run(str(tmp_path), "dot,attention=luong_dot,seed=0", score=0.6)
+  runs = luong_report.one_run_per_label(str(tmp_path))
+  assert sorted(runs) == ["dot", "general"]
+  assert runs["dot"]["bleu"] == pytest.approx(6.0) and runs["general"]["ppl"] == pytest.approx(5.4)
+  assert "| dot | dot: h_t^T h_s | yes | 6.0 |" in luong_report.table(runs)
+  write_finished_run(str(tmp_path), "base,seed=0", score=0.3)
+  write_finished_run(str(tmp_path), "base,seed=1", score=0.9)
+  by_label = g2p_report.runs_by_label(str(tmp_path))
+  assert [run["wer_avg"] for run in by_label["base"]] == pytest.approx([10.0, 30.0])
+  assert "| base | " in g2p_report.table(by_label) and "20.00 ± 14.14" in g2p_report.table(by_label)
+
+
+def test_the_luong_table_refuses_a_variant_with_several_seeds(tmp_path):
+  write_finished_run(str(tmp_path), "dot,attention=luong_dot,seed=0")
+  write_finished_run(str(tmp_path), "dot,attention=luong_dot,seed=1")
+  with pytest.raises(SystemExit, match="2 finished seeds of dot; this table has one run per variant"):
+    luong_report.one_run_per_label(str(tmp_path))
