@@ -6,6 +6,7 @@
 import argparse
 import collections
 import os
+import statistics
 from typing import Callable, Optional
 
 
@@ -44,6 +45,13 @@ def finished_runs_by_label(out_dir: str, load_run: Callable[[str, str], Optional
   if not by_label:
     raise SystemExit(f"{out_dir}: no finished run (no */results.json); run {rerun}")
   return dict(by_label)
+
+
+def mean_and_spread(values: list[float], digits: int) -> str:
+  """One seed: its value; several: mean ± sample standard deviation, `digits` decimals."""
+  if len(values) == 1:
+    return f"{values[0]:.{digits}f}"
+  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def save_figure(fig, title: str, path: str) -> None:

@@ -84,8 +84,11 @@ def test_luong2015_attention_sweep_runs_end_to_end(tmp_path, data_dir):
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table_path.read_text().splitlines()[2:]}
   assert list(rows) == ["general", "general-nofeed", "dot", "concat", "dot-nofeed", "concat-nofeed", "additive"]
+  assert [cells[3] for cells in rows.values()] == ["2", "1", "1", "1", "1", "1", "1"]  # seeds
   for cells in rows.values():
-    assert 0 <= float(cells[3]) <= 100 and float(cells[5]) > 1  # test BLEU, test perplexity
+    bleu, perplexity = float(cells[4].split(" ± ")[0]), float(cells[6].split(" ± ")[0])
+    assert 0 <= bleu <= 100 and perplexity > 1
+  assert " ± " in rows["general"][4]
   assert plot_path.stat().st_size > 10_000
 
 

@@ -50,22 +50,21 @@ def test_a_missing_or_empty_sweep_directory_names_the_command_that_fills_it(tmp_
     study_report.finished_runs_by_label(str(tmp_path), fake_load_run, rerun="sweep.sh")
 
 
-def test_both_reports_read_the_same_sweep_directory(tmp_path):
+def test_both_reports_read_the_same_sweep_directory_and_average_seeds(tmp_path):
   write_finished_run(str(tmp_path), "general,attention=luong_general,seed=0", score=0.4)
   write_finished_run(str(tmp_path), "dot,attention=luong_dot,seed=0", score=0.6)
-  runs = luong_report.one_run_per_label(str(tmp_path))
-  assert sorted(runs) == ["dot", "general"]
-  assert runs["dot"]["bleu"] == pytest.approx(6.0) and runs["general"]["ppl"] == pytest.approx(5.4)
-  assert "| dot | dot: h_t^T h_s | yes | 6.0 |" in luong_report.table(runs)
+  write_finished_run(str(tmp_path), "dot,attention=luong_dot,seed=1", score=0.8)
+  by_label = luong_report.runs_by_label(str(tmp_path))
+  assert sorted(by_label) == ["dot", "general"]
+  assert [run["bleu"] for run in by_label["dot"]] == pytest.approx([6.0, 8.0])
+  luong_table = luong_report.table(by_label)
+  assert "| dot | dot: h_t^T h_s | yes | 2 | 7.0 ± 1.4 |" in luong_table
+  assert "| general | general: h_t^T W_a h_s | yes | 1 | 4.0 |" in luong_table
+  assert "| concat | concat: v_a^T tanh(W_a [h_t; h_s]) | yes | 0 | not run |" in luong_table
   write_finished_run(str(tmp_path), "base,seed=0", score=0.3)
   write_finished_run(str(tmp_path), "base,seed=1", score=0.9)
   by_label = g2p_report.runs_by_label(str(tmp_path))
   assert [run["wer_avg"] for run in by_label["base"]] == pytest.approx([10.0, 30.0])
   assert "| base | " in g2p_report.table(by_label) and "20.00 ± 14.14" in g2p_report.table(by_label)
-
-
-def test_the_luong_table_refuses_a_variant_with_several_seeds(tmp_path):
-  write_finished_run(str(tmp_path), "dot,attention=luong_dot,seed=0")
-  write_finished_run(str(tmp_path), "dot,attention=luong_dot,seed=1")
-  with pytest.raises(SystemExit, match="2 finished seeds of dot; this table has one run per variant"):
-    luong_report.one_run_per_label(str(tmp_path))
+  luong_report.plot(luong_report.runs_by_label(str(tmp_path)), str(tmp_path / "luong.png"))
+  assert (tmp_path / "luong.png").stat().st_size > 10_000

@@ -7,11 +7,13 @@ Reads, for every run NAME of the sweep (`general,attention=luong_general,input_f
 ...): OUT_DIR/NAME/results.json (training's final test evaluation of the last checkpoint: BLEU, chrF,
 perplexity, parameters, wall time) and OUT_DIR/NAME/metrics.jsonl (validation NLL at each
 evaluation).  Writes one row per attention variant in ROWS order, `not run` where a run has no
-results; with --plot, draws the validation NLL by step (left) and test BLEU (right).
+results; several seeds of a variant: mean ± sample standard deviation.  With --plot, draws the
+validation NLL by step (left) and test BLEU (right, the seeds' spread as error bars).
 """
 
 import json
 import os
+import statistics
 
 import matplotlib
 
@@ -50,49 +52,49 @@ def load_run(out_dir: str, name: str) -> dict | None:
           "val_before": before, "val_after": after, "params": results["params"], "wall_min": results["wall_s"] / 60}
 
 
-def table(runs: dict[str, dict]) -> str:
-  header = ("| run | score | input feeding | test BLEU | test chrF | test perplexity | "
-            "validation NLL at 80% of steps → last | params | wall min | Luong et al. (2015) |")
+def table(by_label: dict[str, list[dict]]) -> str:
+  header = ("| run | score | input feeding | seeds | test BLEU | test chrF | test perplexity | "
+            "validation NLL at 80% of steps → last | params | wall min/run | Luong et al. (2015) |")
   lines = [header, "|" + " --- |" * (header.count("|") - 1)]
   for label, score, feeding, paper in ROWS:
-    run = runs.get(label)
-    if run is None:
-      lines.append(f"| {label} | {score} | {feeding} | not run | | | | | | {paper} |")
+    runs = by_label.get(label, [])
+    if not runs:
+      lines.append(f"| {label} | {score} | {feeding} | 0 | not run | | | | | | {paper} |")
       continue
-    validation = f"{run['val_before']:.3f} → {run['val_after']:.3f} ({trend(run['val_before'], run['val_after'])})"
-    lines.append(f"| {label} | {score} | {feeding} | {run['bleu']:.1f} | {run['chrf']:.1f} | {run['ppl']:.1f} | "
-                 f"{validation} | {run['params'] / 1e6:.2f}M | {run['wall_min']:.1f} | {paper} |")
+    column = lambda key, digits: study_report.mean_and_spread([run[key] for run in runs], digits)
+    validation = " / ".join(f"{run['val_before']:.3f} → {run['val_after']:.3f} ({trend(run['val_before'], run['val_after'])})"
+                            for run in runs)
+    lines.append(f"| {label} | {score} | {feeding} | {len(runs)} | {column('bleu', 1)} | {column('chrf', 1)} | "
+                 f"{column('ppl', 1)} | {validation} | {runs[0]['params'] / 1e6:.2f}M | {column('wall_min', 1)} | {paper} |")
   return "\n".join(lines) + "\n"
 
 
-def plot(runs: dict[str, dict], path: str):
-  labels = [label for label, *_ in ROWS if label in runs]
-  steps, dataset = max(runs[label]["steps"] for label in labels), runs[labels[0]]["dataset"]
+def plot(by_label: dict[str, list[dict]], path: str):
+  labels = [label for label, *_ in ROWS if by_label.get(label)]
+  runs = [run for label in labels for run in by_label[label]]
+  steps, dataset = max(run["steps"] for run in runs), runs[0]["dataset"]
   fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.8))
+  colours = dict(zip(labels, plt.get_cmap("tab10").colors))
   for label in labels:
-    points = sorted(runs[label]["losses"].items())
-    curves.plot([s for s, _ in points], [l for _, l in points], marker="o",
-                linestyle="--" if "nofeed" in label else "-", label=label)
+    for seed, run in enumerate(by_label[label]):
+      points = sorted(run["losses"].items())
+      curves.plot([s for s, _ in points], [l for _, l in points], marker="o", color=colours[label],
+                  linestyle="--" if "nofeed" in label else "-", label=label if seed == 0 else None)
   curves.set(xlabel="training step", ylabel="validation NLL per target token", title="validation loss during training")
   curves.legend(fontsize=8)
-  bars.bar(labels, [runs[label]["bleu"] for label in labels],
-           color=["tab:grey" if "nofeed" in label else "tab:blue" for label in labels])
-  bars.set(xlabel="attention score (grey: without input feeding)", ylabel="test BLEU (sacreBLEU, beam 4)",
-           title="test BLEU of the last checkpoint")
+  bleus = [[run["bleu"] for run in by_label[label]] for label in labels]
+  bars.bar(labels, [statistics.mean(b) for b in bleus], yerr=[statistics.stdev(b) if len(b) > 1 else 0 for b in bleus],
+           capsize=4, color=["tab:grey" if "nofeed" in label else "tab:blue" for label in labels])
+  bars.set(xlabel="attention score (grey: without input feeding)",
+           ylabel="test BLEU (beam 4; error bar: seeds' sd)", title="test BLEU of the last checkpoint")
   bars.tick_params(axis="x", rotation=30)
   study_report.save_figure(fig, f"Luong et al. (2015) global attention variants on {dataset}, {steps:,} steps each", path)
 
 
-def one_run_per_label(out_dir: str) -> dict[str, dict]:
-  """Run label -> its finished run's figures; a label with several seeds is refused, since each
-  row of the table is a single run."""
-  by_label = study_report.finished_runs_by_label(out_dir, load_run, rerun="experiments/luong2015_attention/sweep.sh")
-  for label, seeds in by_label.items():
-    if len(seeds) > 1:
-      raise SystemExit(f"{out_dir}: {len(seeds)} finished seeds of {label}; this table has one run per "
-                       "variant: move the extra seeds' directories out of the sweep directory")
-  return {label: seeds[0] for label, seeds in by_label.items()}
+def runs_by_label(out_dir: str) -> dict[str, list[dict]]:
+  """Run label -> its finished seeds' figures."""
+  return study_report.finished_runs_by_label(out_dir, load_run, rerun="experiments/luong2015_attention/sweep.sh")
 
 
 if __name__ == "__main__":
-  study_report.main(__doc__.splitlines()[0], one_run_per_label, table, plot, "the validation curves and test BLEU")
+  study_report.main(__doc__.splitlines()[0], runs_by_label, table, plot, "the validation curves and test BLEU")

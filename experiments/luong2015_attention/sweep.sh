@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Luong et al. (2015) global attention at CPU scale on bible_en_es: dot, general and concat scores
 # (§3.1, eq. 8), each with and without input feeding (§3.3), over base.flags, plus Bahdanau's additive
-# score on the same decoder as the reference row.  Two training processes at a time with one XLA
+# score on the same decoder as the reference row; `general` gets a second seed, the seed-to-seed
+# noise the other differences are read against.  Two training processes at a time with one XLA
 # thread each (one core each on a 2-core machine), then report.py writes the table and figure.
-# Runs are listed in the order they run, so an interrupted sweep has the most telling rows first;
-# running the script again resumes the unfinished runs and skips the finished ones.
+# Runs are listed in the order they run (a second seed right after its first), so an interrupted
+# sweep has the most telling rows first; running the script again resumes the unfinished runs and
+# skips the finished ones.
 # OUT (default runs/luong2015_attention) is the sweep directory, TABLE and PLOT (default results.md
 # and results.png here) the table and figure.  Extra arguments go to experiments.sweep, e.g. --dry_run.
 set -euo pipefail
@@ -20,6 +22,7 @@ args=(
   --runs=dot-nofeed:attention=luong_dot,input_feeding=false
   --runs=concat-nofeed:attention=luong_concat,input_feeding=false
   --runs=additive:attention=bahdanau
+  --seeds_for=general:2
 )
 status=0
 python -m experiments.sweep "${args[@]}" "$@" || status=$?

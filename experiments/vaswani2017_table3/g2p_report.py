@@ -75,18 +75,12 @@ def runs_by_label(out_dir: str) -> dict[str, list[dict]]:
   return study_report.finished_runs_by_label(out_dir, load_run, rerun="experiments/vaswani2017_table3/g2p_sweep.sh")
 
 
-def cell(values: list[float], digits: int) -> str:
-  if len(values) == 1:
-    return f"{values[0]:.{digits}f}"
-  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
 def row(label: str, ours: str, paper: tuple[str, ...], runs: list[dict]) -> str:
   if not label:
     return f"| | (no counterpart at N=2) | | | | | | | | | {' | '.join(paper)} |"
   if not runs:
     return f"| {label} | {ours} | not run | | | | | | | | {' | '.join(paper)} |"
-  column = lambda key, digits: cell([r[key] for r in runs], digits)
+  column = lambda key, digits: study_report.mean_and_spread([r[key] for r in runs], digits)
   validation = " / ".join(f"{r['val_before']:.3f} → {r['val_after']:.3f} ({trend(r['val_before'], r['val_after'])})"
                          for r in runs)
   return (f"| {label} | {ours} | {len(runs)} | {column('wer_avg', 2)} | {column('per_avg', 2)} | "
