@@ -1,4 +1,5 @@
-"""The command line of a study's report: its run directory in, a markdown table and a figure out.
+"""What the studies' reports share: the command line (a sweep directory in, a markdown table and a
+figure out), the sweep directory read as finished runs by label, seeds written as mean ± sd.
 
   python -m experiments.<study>.report --out_dir=RUNS --output=results.md [--plot=results.png]
 """
