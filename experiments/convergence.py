@@ -19,6 +19,16 @@ def last_fifth_change(losses: dict[int, float], steps: int) -> tuple[float, floa
   return losses[max(early)], losses[max(losses)]
 
 
+def last_two_validations(losses: dict[int, float]) -> tuple[tuple[int, float], tuple[int, float]]:
+  """((step, validation NLL), (step, validation NLL)) of a run's last two evaluations: the latest
+  trend, for a recipe whose last validation falls at 80% of the steps (no last-fifth change)."""
+  if len(losses) < 2:
+    raise SystemExit(f"a run validated at steps {sorted(losses)}: its trend needs two validations; "
+                     "train with a smaller --eval_every_steps")
+  before, after = sorted(losses)[-2:]
+  return (before, losses[before]), (after, losses[after])
+
+
 def trend(before: float, after: float) -> str:
   """'falling', 'flat' or 'rising' (over-fitting): the change of the validation NLL against FLAT_FRACTION."""
   if before - after >= FLAT_FRACTION * before:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments.convergence import last_fifth_change, trend
+from experiments.convergence import last_fifth_change, last_two_validations, trend
 
 
 def test_last_fifth_change_reads_the_last_evaluation_up_to_80_percent_and_the_last():
@@ -21,3 +21,9 @@ def test_trend_is_flat_within_one_percent_falling_or_rising_beyond():
 def test_a_run_without_a_validation_on_each_side_of_80_percent_is_refused_with_the_fix(losses):
   with pytest.raises(SystemExit, match="smaller --eval_every_steps"):  # 600 steps validated every 200: at 200 and 400
     last_fifth_change(losses, 600 if 200 in losses else 1000)
+
+
+def test_last_two_validations_are_the_latest_trend_and_need_two():
+  assert last_two_validations({200: 5.4, 600: 4.2, 400: 4.6, 800: 3.9}) == ((600, 4.2), (800, 3.9))
+  with pytest.raises(SystemExit, match="needs two validations"):
+    last_two_validations({200: 5.4})

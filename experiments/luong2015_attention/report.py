@@ -6,7 +6,8 @@ r"""The table and figure of a `sweep.sh` run directory, beside Luong et al. (201
 Reads, for every run NAME of the sweep (`general,attention=luong_general,input_feeding=true,seed=0`,
 ...): OUT_DIR/NAME/results.json (training's final test evaluation of the last checkpoint: BLEU, chrF,
 perplexity, parameters, wall time) and OUT_DIR/NAME/metrics.jsonl (validation NLL at each
-evaluation).  Writes one row per attention variant in ROWS order, `not run` where a run has no
+evaluation; base.flags validates every fifth of the steps, the last time at 80%, so the table gives
+the trend between the last two validations, not a last-fifth convergence test).  Writes one row per attention variant in ROWS order, `not run` where a run has no
 results; several seeds of a variant: mean ± sample standard deviation.  With --plot, draws the
 validation NLL by step (left) and test BLEU (right, the seeds' spread as error bars).
 """
@@ -21,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from experiments import study_report  # pylint: disable=wrong-import-position
-from experiments.convergence import last_fifth_change, trend  # pylint: disable=wrong-import-position
+from experiments.convergence import last_two_validations, trend  # pylint: disable=wrong-import-position
 from seq2seq_jax import workdir  # pylint: disable=wrong-import-position
 
 # (run label, score function, input feeding, what Luong et al. 2015 report for it; WMT'14 En-De,
@@ -45,16 +46,16 @@ def load_run(out_dir: str, name: str) -> dict | None:
   with open(path) as f:
     results = json.load(f)
   losses = workdir.metric_history(os.path.join(out_dir, name), "validation/nll")
-  before, after = last_fifth_change(losses, results["step"])
+  (step_before, before), (step_after, after) = last_two_validations(losses)
   evaluation = results["eval"]
   return {"dataset": results["dataset"], "steps": results["step"], "losses": losses,
           "bleu": evaluation["bleu"], "chrf": evaluation["chrf"], "ppl": evaluation["perplexity"],
-          "val_before": before, "val_after": after, "params": results["params"], "wall_min": results["wall_s"] / 60}
+          "val_before": before, "val_after": after, "val_steps": (step_before, step_after), "params": results["params"], "wall_min": results["wall_s"] / 60}
 
 
 def table(by_label: dict[str, list[dict]]) -> str:
   header = ("| run | score | input feeding | seeds | test BLEU | test chrF | test perplexity | "
-            "validation NLL at 80% of steps → last | params | wall min/run | Luong et al. (2015) |")
+            "validation NLL, last two validations (steps) | params | wall min/run | Luong et al. (2015) |")
   lines = [header, "|" + " --- |" * (header.count("|") - 1)]
   for label, score, feeding, paper in ROWS:
     runs = by_label.get(label, [])
@@ -62,8 +63,8 @@ def table(by_label: dict[str, list[dict]]) -> str:
       lines.append(f"| {label} | {score} | {feeding} | 0 | not run | | | | | | {paper} |")
       continue
     column = lambda key, digits: study_report.mean_and_spread([run[key] for run in runs], digits)
-    validation = " / ".join(f"{run['val_before']:.3f} → {run['val_after']:.3f} ({trend(run['val_before'], run['val_after'])})"
-                            for run in runs)
+    validation = " / ".join(f"{run['val_before']:.3f} → {run['val_after']:.3f} ({run['val_steps'][0]} → "
+                            f"{run['val_steps'][1]}: {trend(run['val_before'], run['val_after'])})" for run in runs)
     lines.append(f"| {label} | {score} | {feeding} | {len(runs)} | {column('bleu', 1)} | {column('chrf', 1)} | "
                  f"{column('ppl', 1)} | {validation} | {runs[0]['params'] / 1e6:.2f}M | {column('wall_min', 1)} | {paper} |")
   return "\n".join(lines) + "\n"
