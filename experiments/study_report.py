@@ -55,6 +55,14 @@ def mean_and_spread(values: list[float], digits: int) -> str:
   return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def seed_bars(axes, by_label: dict[str, list[dict]], labels: list[str], key: str, color) -> None:
+  """One bar per label on `axes`: the mean of run[key] over its seeds, their sample standard
+  deviation as the error bar (none for one seed)."""
+  values = [[run[key] for run in by_label[label]] for label in labels]
+  axes.bar(labels, [statistics.mean(v) for v in values],
+           yerr=[statistics.stdev(v) if len(v) > 1 else 0 for v in values], capsize=4, color=color)
+
+
 def save_figure(fig, title: str, path: str) -> None:
   """The figure with its title (the study, dataset and steps) as a PNG at `path`."""
   fig.suptitle(title)

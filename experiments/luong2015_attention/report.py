@@ -14,7 +14,6 @@ validation NLL by step (left) and test BLEU (right, the seeds' spread as error b
 
 import json
 import os
-import statistics
 
 import matplotlib
 
@@ -83,9 +82,7 @@ def plot(by_label: dict[str, list[dict]], path: str):
                   linestyle="--" if "nofeed" in label else "-", label=label if seed == 0 else None)
   curves.set(xlabel="training step", ylabel="validation NLL per target token", title="validation loss during training")
   curves.legend(fontsize=8)
-  bleus = [[run["bleu"] for run in by_label[label]] for label in labels]
-  bars.bar(labels, [statistics.mean(b) for b in bleus], yerr=[statistics.stdev(b) if len(b) > 1 else 0 for b in bleus],
-           capsize=4, color=["tab:grey" if "nofeed" in label else "tab:blue" for label in labels])
+  study_report.seed_bars(bars, by_label, labels, "bleu", ["tab:grey" if "nofeed" in label else "tab:blue" for label in labels])
   bars.set(xlabel="attention score (grey: without input feeding)",
            ylabel="test BLEU (beam 4; error bar: seeds' sd)", title="test BLEU of the last checkpoint")
   bars.tick_params(axis="x", rotation=30)

@@ -15,7 +15,6 @@ averaged checkpoints (right, one bar per row, the base row's seeds as its error 
 
 import json
 import os
-import statistics
 
 import matplotlib
 
@@ -115,9 +114,7 @@ def plot(by_label: dict[str, list[dict]], path: str):
   late = [loss for run in runs for step, loss in run["losses"].items() if step >= 0.2 * steps]
   curves.set_ylim(0.97 * min(late), 1.03 * max(late))  # the first evaluations are far above the rest
   curves.legend(fontsize=7, ncol=2)
-  wers = [[run["wer_avg"] for run in by_label[label]] for label in labels]
-  bars.bar(labels, [statistics.mean(w) for w in wers],
-           yerr=[statistics.stdev(w) if len(w) > 1 else 0 for w in wers], capsize=4, color="tab:blue")
+  study_report.seed_bars(bars, by_label, labels, "wer_avg", "tab:blue")
   bars.set(xlabel="Table 3 row (one change from base)", ylabel="test WER % (last 5 checkpoints averaged)",
            title="test word error rate")
   bars.tick_params(axis="x", rotation=45)
