@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from conftest import REPO
+from experiments import run_archive
 
 
 MODEL_COLUMNS = ["LSTM encoder-decoder (no attention)", "LSTM + additive attention", "Transformer |"]
@@ -75,7 +76,7 @@ def test_run_recipes_refuses_a_bad_side_by_side_before_writing(tmp_path):
 def test_luong2015_attention_sweep_runs_end_to_end(tmp_path, data_dir):
   out, table_path, plot_path = tmp_path / "sweep", tmp_path / "results.md", tmp_path / "results.png"
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", OUT=str(out), TABLE=str(table_path),
-             PLOT=str(plot_path))
+             PLOT=str(plot_path), ARCHIVE=str(tmp_path / "runs.json"))
   tiny = (f"--data_dir={data_dir} --num_train_steps=6 --eval_every_steps=1 --vocab_size=300 --num_layers=1 "
           "--hidden_size=16 --embedding_size=8 --max_tokens=512 --length_buckets=96 --max_eval_examples=4 "
           "--max_test_examples=4")
@@ -90,6 +91,7 @@ def test_luong2015_attention_sweep_runs_end_to_end(tmp_path, data_dir):
     assert 0 <= bleu <= 100 and perplexity > 1
   assert " ± " in rows["general"][4]
   assert plot_path.stat().st_size > 10_000
+  assert len(run_archive.load(str(tmp_path / "runs.json"))) == 8  # every finished run archived
 
 
 @pytest.mark.slow
@@ -125,7 +127,7 @@ def test_speech_cmudict_study_runs_end_to_end(tmp_path):
 def test_vaswani2017_table3_g2p_sweep_runs_end_to_end(tmp_path, data_dir):
   out, table_path, plot_path = tmp_path / "sweep", tmp_path / "g2p_results.md", tmp_path / "g2p_results.png"
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", OUT=str(out), TABLE=str(table_path),
-             PLOT=str(plot_path), EVAL_MAX_EXAMPLES="8")
+             PLOT=str(plot_path), EVAL_MAX_EXAMPLES="8", ARCHIVE=str(tmp_path / "runs.json"))
   tiny = (f"--data_dir={data_dir} --num_train_steps=7 --checkpoint_every_steps=1 --eval_every_steps=2 "
           "--length_buckets=32 --max_eval_examples=8 --max_test_examples=8")
   proc = subprocess.run(["bash", "experiments/vaswani2017_table3/g2p_sweep.sh", f"--extra_flags={tiny}"], cwd=REPO,
@@ -134,10 +136,13 @@ def test_vaswani2017_table3_g2p_sweep_runs_end_to_end(tmp_path, data_dir):
   rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table_path.read_text().splitlines()[2:]}
   assert rows["base"][2] == "2"  # two seeds, mean ± std
   assert " ± " in rows["base"][3] and "%" not in rows["base"][3]
-  for label in ("A-h1", "A-h32", "B-dk4", "C-N1", "C-N4", "C-ff1024", "D-drop0", "D-ls0", "E-learned"):
+  variations = [label for label in rows if label not in ("base", "")]
+  assert len(variations) == 18  # every variation of the paper's rows A-E that has a counterpart
+  for label in variations:
     assert rows[label][2] == "1", rows[label]
     assert 0 <= float(rows[label][3]) <= 100  # WER of the averaged checkpoints
-  assert rows["B-dk8"][2] == "not run"  # every variation of the paper is listed, run or not
+  archived = run_archive.load(str(tmp_path / "runs.json"))
+  assert len(archived) == 20 and all(f"averaged/{name}.test.json" in files for name, files in archived.items())
   assert plot_path.stat().st_size > 10_000
   averaged = json.loads((out / "averaged" / "base,seed=0.test.json").read_text())
   assert averaged["step"] == 7 and averaged["examples"] == 8

@@ -8,10 +8,14 @@
 # sweep has the most telling rows first; running the script again resumes the unfinished runs and
 # skips the finished ones.
 # OUT (default runs/luong2015_attention) is the sweep directory, TABLE and PLOT (default results.md
-# and results.png here) the table and figure.  Extra arguments go to experiments.sweep, e.g. --dry_run.
+# and results.png here) the table and figure.  ARCHIVE (default runs.json here; empty: none) keeps the
+# finished runs: they are restored into OUT before the sweep (so it trains only the runs the archive
+# lacks) and the runs of OUT are added to it before the table is written.  Extra arguments go to
+# experiments.sweep, e.g. --dry_run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-runs/luong2015_attention}
+archive=${ARCHIVE-experiments/luong2015_attention/runs.json}
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false${XLA_FLAGS:+ $XLA_FLAGS}"
 args=(
   --base_flagfile=experiments/luong2015_attention/base.flags --out_dir="$out" --parallel=2
@@ -24,9 +28,11 @@ args=(
   --runs=additive:attention=bahdanau
   --seeds_for=general:2
 )
+case " $* " in *" --dry_run "*) ;; *) [ -z "$archive" ] || python -m experiments.run_archive restore --archive="$archive" --out_dir="$out";; esac
 status=0
 python -m experiments.sweep "${args[@]}" "$@" || status=$?
 case " $* " in *" --dry_run "*) exit "$status";; esac
+[ -z "$archive" ] || python -m experiments.run_archive save --out_dir="$out" --archive="$archive" --metric=validation/nll
 python -m experiments.luong2015_attention.report --out_dir="$out" \
   --output="${TABLE:-experiments/luong2015_attention/results.md}" --plot="${PLOT:-experiments/luong2015_attention/results.png}"
 exit "$status"

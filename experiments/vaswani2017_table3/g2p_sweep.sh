@@ -7,10 +7,13 @@
 # running the script again resumes the unfinished runs and skips the finished ones.
 # OUT (default runs/vaswani2017_table3_g2p) is the sweep directory, TABLE and PLOT (default
 # g2p_results.md and g2p_results.png here) the table and figure written; EVAL_MAX_EXAMPLES=N
-# decodes only N test words of the averages (smoke tests).
+# decodes only N test words of the averages (smoke tests).  ARCHIVE (default g2p_runs.json here;
+# empty: none) keeps the finished runs: they are restored into OUT before the sweep (so it trains
+# only the rows the archive lacks) and the runs of OUT are added to it before the table is written.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-runs/vaswani2017_table3_g2p}
+archive=${ARCHIVE-experiments/vaswani2017_table3/g2p_runs.json}
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false${XLA_FLAGS:+ $XLA_FLAGS}"
 args=(
   --base_flagfile=experiments/vaswani2017_table3/g2p_base.flags --out_dir="$out" --parallel=2
@@ -26,8 +29,14 @@ args=(
   --runs=B-dk4:key_size=4          # (B) smaller attention key size alone (h 8)
   --runs=A-h4:num_heads=4          # (A) 4 heads, d_k 32
   --runs=A-h16:num_heads=16        # (A) 16 heads, d_k 8
+  --runs=B-dk8:key_size=8          # (B) half the attention key size
+  --runs=D-ls0.2:label_smoothing=0.2   # (D) more label smoothing
   --runs=C-N4:num_layers=4         # (C) more layers
+  --runs=C-ff256:d_ff=256          # (C) narrower feed-forward
+  --runs=C-d64:d_model=64          # (C) narrower model, h 8 (d_k 8)
+  --runs=C-d256:d_model=256        # (C) wider model, h 8 (d_k 32)
 )
+case " $* " in *" --dry_run "*) ;; *) [ -z "$archive" ] || python -m experiments.run_archive restore --archive="$archive" --out_dir="$out";; esac
 status=0
 python -m experiments.sweep "${args[@]}" "$@" || status=$?
 case " $* " in *" --dry_run "*) exit "$status";; esac
@@ -42,6 +51,8 @@ for results in "$out"/*/results.json; do
   python -m experiments.evaluate --workdir="$out/averaged/$name" --split=test --beam_size=4 --length_penalty=0.6 \
     --max_examples="${EVAL_MAX_EXAMPLES:-0}" --output="$out/averaged/$name.test.json" > /dev/null
 done
+[ -z "$archive" ] || python -m experiments.run_archive save --out_dir="$out" --archive="$archive" \
+  --metric=validation/nll --also='averaged/{name}.test.json'
 python -m experiments.vaswani2017_table3.g2p_report --out_dir="$out" --output="${TABLE:-experiments/vaswani2017_table3/g2p_results.md}" \
   --plot="${PLOT:-experiments/vaswani2017_table3/g2p_results.png}"
 exit "$status"
