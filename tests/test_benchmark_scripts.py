@@ -2,6 +2,7 @@
 line where there is no GPU."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,3 +32,14 @@ def test_gpu_script_says_in_one_line_that_there_is_no_gpu():
                         timeout=60)
   assert proc.returncode == 1 and proc.stdout == ""
   assert proc.stderr.startswith("error: no CUDA GPU on this machine") and proc.stderr.count("\n") == 1
+
+
+def test_only_runs_the_rows_it_matches():
+  script = ('. experiments/benchmarks/rows.sh; round=2; '
+            'row "beam 4" "ours float32" echo \'{"v": 1}\'; row "beam 4" "HF generate" echo \'{"v": 2}\'; '
+            'row greedy "ours float32" echo \'{"v": 3}\'')
+  run = lambda only: subprocess.run(["bash", "-c", script], cwd=REPO, env=dict(os.environ, ONLY=only),
+                                    capture_output=True, text=True, check=True).stdout.splitlines()
+  assert [json.loads(line)["v"] for line in run("")] == [1, 2, 3]
+  picked = [json.loads(line) for line in run("^beam 4: ours")]
+  assert picked == [{"v": 1, "group": "beam 4", "row": "ours float32", "round": 2}]

@@ -16,6 +16,7 @@
 #           decode` runs with nothing set (one host device per core) in float32 and bfloat16; HF
 #           generate float32; CTranslate2 float32; and for beam 4 CTranslate2 int8 (its int8_float32
 #           path; bfloat16 is not supported by CTranslate2 on a CPU without AVX512-BF16 kernels).
+# ONLY (rows.sh) runs the rows it matches, e.g. beam4_vs_ct2.sh.
 # SMOKE=1 runs the smallest sizes (1 timed step or call) to check that the script works; its
 # figures mean nothing.
 set -euo pipefail
