@@ -63,6 +63,21 @@ def seed_bars(axes, by_label: dict[str, list[dict]], labels: list[str], key: str
            yerr=[statistics.stdev(v) if len(v) > 1 else 0 for v in values], capsize=4, color=color)
 
 
+def machines(by_label: dict[str, list[dict]], order: list[str]) -> str:
+  """The line under a study's table saying where its runs ran: for each machine (results.json's
+  `hardware` and `finished` date, in run["hardware"] and run["finished"]) the labels of the runs it
+  ran, in `order`, with their number of seeds where more than one."""
+  runs_on = collections.defaultdict(collections.Counter)
+  for label in order:
+    for run in by_label.get(label, []):
+      machine = (f"{run['hardware']}, finished {run['finished']}" if run.get("hardware")
+                 else "not recorded in results.json (see the provenance table)")
+      runs_on[machine][label] += 1
+  parts = [f"{machine}: " + ", ".join(label + (f" ({n} seeds)" if n > 1 else "") for label, n in labels.items())
+           for machine, labels in sorted(runs_on.items())]
+  return "Machines: " + "; ".join(parts) + ".\n"
+
+
 def save_figure(fig, title: str, path: str) -> None:
   """The figure with its title (the study, dataset and steps) as a PNG at `path`."""
   fig.suptitle(title)

@@ -6,6 +6,7 @@ train when there is none, the vocabulary kind chosen per side, the content-hash 
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -86,6 +87,8 @@ def test_tsv_and_aligned_files_train_end_to_end_and_decode(tmp_path):
   numbers = json.load(open(tmp_path / "numbers" / "results.json"))
   phrases = json.load(open(tmp_path / "phrases_run" / "results.json"))
   assert {"wer", "per"} <= set(numbers["eval"]) and {"bleu", "chrf"} <= set(phrases["eval"])
+  assert numbers["hardware"].startswith("cpu: ") and numbers["hardware"].endswith(" cores")  # provenance
+  assert re.fullmatch(r"\d{4}-\d\d-\d\d", numbers["finished"])
 
   decoded = {
       "numbers": start("decode", f"--workdir={tmp_path / 'numbers'}", "--inputs=three hundred and five,forty-two"),

@@ -68,3 +68,11 @@ def test_both_reports_read_the_same_sweep_directory_and_average_seeds(tmp_path):
   assert "| base | " in g2p_report.table(by_label) and "20.00 ± 14.14" in g2p_report.table(by_label)
   luong_report.plot(luong_report.runs_by_label(str(tmp_path)), str(tmp_path / "luong.png"))
   assert (tmp_path / "luong.png").stat().st_size > 10_000
+
+
+def test_the_line_under_a_table_names_the_machine_of_each_run():
+  xeon = {"hardware": "cpu: Intel(R) Xeon(R) Processor (AVX512-BF16, AMX), 2 cores", "finished": "2026-12-02"}
+  by_label = {"base": [xeon, {"hardware": None}], "A-h4": [xeon], "A-h1": [{}], "C-N4": [xeon, xeon]}
+  assert study_report.machines(by_label, ["base", "A-h1", "A-h4", "B-dk8", "C-N4"]) == (
+      "Machines: cpu: Intel(R) Xeon(R) Processor (AVX512-BF16, AMX), 2 cores, finished 2026-12-02: base, A-h4, "
+      "C-N4 (2 seeds); not recorded in results.json (see the provenance table): base, A-h1.\n")

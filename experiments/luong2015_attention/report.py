@@ -49,7 +49,8 @@ def load_run(out_dir: str, name: str) -> dict | None:
   evaluation = results["eval"]
   return {"dataset": results["dataset"], "steps": results["step"], "losses": losses,
           "bleu": evaluation["bleu"], "chrf": evaluation["chrf"], "ppl": evaluation["perplexity"],
-          "val_before": before, "val_after": after, "val_steps": (step_before, step_after), "params": results["params"], "wall_min": results["wall_s"] / 60}
+          "val_before": before, "val_after": after, "val_steps": (step_before, step_after), "params": results["params"], "wall_min": results["wall_s"] / 60,
+          "hardware": results.get("hardware"), "finished": results.get("finished")}
 
 
 def table(by_label: dict[str, list[dict]]) -> str:
@@ -66,7 +67,7 @@ def table(by_label: dict[str, list[dict]]) -> str:
                             f"{run['val_steps'][1]}: {trend(run['val_before'], run['val_after'])})" for run in runs)
     lines.append(f"| {label} | {score} | {feeding} | {len(runs)} | {column('bleu', 1)} | {column('chrf', 1)} | "
                  f"{column('ppl', 1)} | {validation} | {runs[0]['params'] / 1e6:.2f}M | {column('wall_min', 1)} | {paper} |")
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines) + "\n\n" + study_report.machines(by_label, [label for label, *_ in ROWS])
 
 
 def plot(by_label: dict[str, list[dict]], path: str):

@@ -66,7 +66,8 @@ def load_run(out_dir: str, name: str) -> dict | None:
   return {"name": name, "dataset": results["dataset"], "losses": losses,
           "wer_avg": 100 * evaluation["wer"], "per_avg": 100 * evaluation["per"], "wer_last": 100 * results["eval"]["wer"], "ppl": results["eval"]["perplexity"],
           "val_before": before, "val_after": after, "params": results["params"],
-          "wall_min": results["wall_s"] / 60, "steps": results["step"]}
+          "wall_min": results["wall_s"] / 60, "steps": results["step"],
+          "hardware": results.get("hardware"), "finished": results.get("finished")}
 
 
 def runs_by_label(out_dir: str) -> dict[str, list[dict]]:
@@ -93,7 +94,7 @@ def table(by_label: dict[str, list[dict]]) -> str:
             "params | wall min/run | paper: change | paper PPL (dev) | paper BLEU (dev) | paper params |")
   lines = [header, "|" + " --- |" * (header.count("|") - 1)]
   lines += [row(label, ours, paper, by_label.get(label, [])) for label, ours, *paper in ROWS]
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines) + "\n\n" + study_report.machines(by_label, [label for label, *_ in ROWS if label])
 
 
 def plot(by_label: dict[str, list[dict]], path: str):

@@ -26,6 +26,25 @@ from seq2seq_jax.training import faults, fine_tuning, parallel, state as state_l
 from seq2seq_jax.training.metrics_writer import MetricsWriter
 
 
+
+def hardware() -> str:
+  """What the run ran on, for its results' provenance: the accelerators' kind and number, or the CPU
+  model, the matrix extensions that decide its speed and the cores this process may use
+  (`cpu: Intel(R) Xeon(R) Processor (AVX512-BF16, AMX), 2 cores`)."""
+  device = jax.devices()[0]
+  if device.platform != "cpu":
+    return f"{device.platform}: {jax.device_count()} x {device.device_kind}"
+  model, flags = "unknown model", []
+  if os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+      first_cpu = f.read().split("\n\n")[0]
+    info = {key.strip(): value.strip() for key, value in
+            (line.split(":", 1) for line in first_cpu.splitlines() if ":" in line)}
+    model, flags = info.get("model name", model), info.get("flags", "").split()
+  extensions = [name for flag, name in (("avx512_bf16", "AVX512-BF16"), ("amx_tile", "AMX")) if flag in flags]
+  return f"cpu: {model}{' (' + ', '.join(extensions) + ')' if extensions else ''}, {len(os.sched_getaffinity(0))} cores"
+
+
 def validate(config: TrainConfig) -> None:
   """Raises UsageError naming the first bad setting."""
   for name in ("num_train_steps", "eval_every_steps", "checkpoint_every_steps", "log_every_steps",
@@ -356,7 +375,8 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
   test = evaluate(task, eval_fn, test_examples, vocabs, config, mesh, spec)
   results = {"step": config.num_train_steps, "train_loss": train_loss, "wall_s": round(wall_s(), 1),
              "params": n_params, "model": config.model, "dataset": config.dataset, "split": "test",
-             "decoding": json.loads(json.dumps(dataclasses.asdict(config.decoding))), "devices": jax.device_count(), "eval": test}
+             "decoding": json.loads(json.dumps(dataclasses.asdict(config.decoding))), "devices": jax.device_count(), "eval": test,
+             "hardware": hardware(), "finished": time.strftime("%Y-%m-%d", time.gmtime())}
   if config.ema_decay:
     results["evaluated_params"] = f"moving average (decay {config.ema_decay})"
   if best is not None:
