@@ -83,7 +83,8 @@ def test_luong2015_attention_sweep_runs_end_to_end(tmp_path, data_dir):
   proc = subprocess.run(["bash", "experiments/luong2015_attention/sweep.sh", f"--extra_flags={tiny}"], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=1800)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table_path.read_text().splitlines()[2:]}
+  rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table_path.read_text().splitlines()[2:]
+          if line.startswith("|")}
   assert list(rows) == ["general", "general-nofeed", "dot", "concat", "dot-nofeed", "concat-nofeed", "additive"]
   assert [cells[3] for cells in rows.values()] == ["2", "1", "1", "1", "1", "1", "1"]  # seeds
   for cells in rows.values():
@@ -92,6 +93,7 @@ def test_luong2015_attention_sweep_runs_end_to_end(tmp_path, data_dir):
   assert " ± " in rows["general"][4]
   assert plot_path.stat().st_size > 10_000
   assert len(run_archive.load(str(tmp_path / "runs.json"))) == 8  # every finished run archived
+  assert table_path.read_text().splitlines()[-1].startswith("Machines: cpu: ")  # where the rows ran
 
 
 @pytest.mark.slow
@@ -133,7 +135,8 @@ def test_vaswani2017_table3_g2p_sweep_runs_end_to_end(tmp_path, data_dir):
   proc = subprocess.run(["bash", "experiments/vaswani2017_table3/g2p_sweep.sh", f"--extra_flags={tiny}"], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=1800)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table_path.read_text().splitlines()[2:]}
+  rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table_path.read_text().splitlines()[2:]
+          if line.startswith("|")}
   assert rows["base"][2] == "2"  # two seeds, mean ± std
   assert " ± " in rows["base"][3] and "%" not in rows["base"][3]
   variations = [label for label in rows if label not in ("base", "")]
@@ -143,6 +146,7 @@ def test_vaswani2017_table3_g2p_sweep_runs_end_to_end(tmp_path, data_dir):
     assert 0 <= float(rows[label][3]) <= 100  # WER of the averaged checkpoints
   archived = run_archive.load(str(tmp_path / "runs.json"))
   assert len(archived) == 20 and all(f"averaged/{name}.test.json" in files for name, files in archived.items())
+  assert table_path.read_text().splitlines()[-1].startswith("Machines: cpu: ")  # where the rows ran
   assert plot_path.stat().st_size > 10_000
   averaged = json.loads((out / "averaged" / "base,seed=0.test.json").read_text())
   assert averaged["step"] == 7 and averaged["examples"] == 8
