@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -95,3 +96,20 @@ def test_the_committed_archives_restore_finished_runs(tmp_path, study):
   for name in names:
     assert json.loads((tmp_path / name / "results.json").read_text())["step"] > 0
     assert len(workdir.metric_history(str(tmp_path / name), "validation/nll")) >= 2
+
+
+@pytest.mark.parametrize("script, archive, table", [
+    ("vaswani2017_table3/g2p_sweep.sh", "vaswani2017_table3/g2p_runs.json", "vaswani2017_table3/g2p_results.md"),
+    ("luong2015_attention/sweep.sh", "luong2015_attention/runs.json", "luong2015_attention/results.md")])
+def test_the_committed_table_is_what_the_committed_archive_gives(tmp_path, script, archive, table):
+  """TRAIN=0 on an empty sweep directory: the archived runs restored, nothing trained, the table written."""
+  shutil.copy(os.path.join(REPO, "experiments", archive), tmp_path / "runs.json")
+  env = dict(os.environ, TRAIN="0", OUT=str(tmp_path / "sweep"), ARCHIVE=str(tmp_path / "runs.json"),
+             TABLE=str(tmp_path / "table.md"), PLOT=str(tmp_path / "figure.png"))
+  proc = subprocess.run(["bash", os.path.join("experiments", script)], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(os.path.join(REPO, "experiments", table)) as f:
+    assert (tmp_path / "table.md").read_text() == f.read()
+  assert run_archive.load(str(tmp_path / "runs.json")) == run_archive.load(os.path.join(REPO, "experiments", archive))
+  assert not any(name.startswith(".restoring-") for name in os.listdir(tmp_path / "sweep"))

@@ -10,7 +10,8 @@
 # OUT (default runs/luong2015_attention) is the sweep directory, TABLE and PLOT (default results.md
 # and results.png here) the table and figure.  ARCHIVE (default runs.json here; empty: none) keeps the
 # finished runs: they are restored into OUT before the sweep (so it trains only the runs the archive
-# lacks) and the runs of OUT are added to it before the table is written.  Extra arguments go to
+# lacks) and the runs of OUT are added to it before the table is written.  TRAIN=0 trains
+# nothing: archives and tables the runs that finished.  Extra arguments go to
 # experiments.sweep, e.g. --dry_run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,7 +31,7 @@ args=(
 )
 case " $* " in *" --dry_run "*) ;; *) [ -z "$archive" ] || python -m experiments.run_archive restore --archive="$archive" --out_dir="$out";; esac
 status=0
-python -m experiments.sweep "${args[@]}" "$@" || status=$?
+[ "${TRAIN:-1}" = 0 ] || python -m experiments.sweep "${args[@]}" "$@" || status=$?
 case " $* " in *" --dry_run "*) exit "$status";; esac
 [ -z "$archive" ] || python -m experiments.run_archive save --out_dir="$out" --archive="$archive" --metric=validation/nll
 python -m experiments.luong2015_attention.report --out_dir="$out" \

@@ -10,6 +10,7 @@
 # decodes only N test words of the averages (smoke tests).  ARCHIVE (default g2p_runs.json here;
 # empty: none) keeps the finished runs: they are restored into OUT before the sweep (so it trains
 # only the rows the archive lacks) and the runs of OUT are added to it before the table is written.
+# TRAIN=0 trains nothing: averages, tests, archives and tables the runs that finished.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-runs/vaswani2017_table3_g2p}
@@ -38,7 +39,7 @@ args=(
 )
 case " $* " in *" --dry_run "*) ;; *) [ -z "$archive" ] || python -m experiments.run_archive restore --archive="$archive" --out_dir="$out";; esac
 status=0
-python -m experiments.sweep "${args[@]}" "$@" || status=$?
+[ "${TRAIN:-1}" = 0 ] || python -m experiments.sweep "${args[@]}" "$@" || status=$?
 case " $* " in *" --dry_run "*) exit "$status";; esac
 # The paper's models are the average of their last 5 checkpoints (§6.1): average each finished run's
 # last 5 and decode the test words with the base row's beam search.
