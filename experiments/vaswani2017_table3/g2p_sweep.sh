@@ -32,9 +32,9 @@ args=(
   --runs=A-h16:num_heads=16        # (A) 16 heads, d_k 8
   --runs=B-dk8:key_size=8          # (B) half the attention key size
   --runs=D-ls0.2:label_smoothing=0.2   # (D) more label smoothing
-  --runs=C-N4:num_layers=4         # (C) more layers
   --runs=C-ff256:d_ff=256          # (C) narrower feed-forward
   --runs=C-d64:d_model=64          # (C) narrower model, h 8 (d_k 8)
+  --runs=C-N4:num_layers=4         # (C) more layers
   --runs=C-d256:d_model=256        # (C) wider model, h 8 (d_k 32)
 )
 case " $* " in *" --dry_run "*) ;; *) [ -z "$archive" ] || python -m experiments.run_archive restore --archive="$archive" --out_dir="$out";; esac
