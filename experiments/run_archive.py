@@ -16,18 +16,12 @@ can be reported, not averaged or decoded again.
 """
 
 import argparse
-import glob
 import json
 import os
 import tempfile
 
+from experiments import study_report
 from seq2seq_jax import workdir
-
-
-def finished_run_names(out_dir: str) -> list[str]:
-  """The run directories of a sweep (names with `seed=`) that have a results.json."""
-  return sorted(os.path.basename(os.path.dirname(path)) for path in glob.glob(os.path.join(out_dir, "*", "results.json"))
-                if "seed=" in os.path.basename(os.path.dirname(path)))
 
 
 def run_files(out_dir: str, name: str, metrics: list[str], also: list[str]) -> dict[str, object]:
@@ -66,7 +60,7 @@ def load(archive: str) -> dict[str, dict[str, object]]:
 def save(out_dir: str, archive: str, metrics: list[str], also: list[str]) -> list[str]:
   """Adds (or replaces) every finished run of out_dir in the archive; returns their names."""
   runs = load(archive)
-  names = finished_run_names(out_dir)
+  names = study_report.finished_run_names(out_dir)
   for name in names:
     runs[name] = run_files(out_dir, name, metrics, also)
   workdir.write_json_atomic(archive, runs)

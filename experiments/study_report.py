@@ -29,6 +29,12 @@ def main(description: str, load_runs: Callable[[str], dict], table: Callable[[di
   print(text, end="")
 
 
+def finished_run_names(out_dir: str) -> list[str]:
+  """The run directories of a sweep (names with `seed=`) that have a results.json, sorted."""
+  return sorted(name for name in os.listdir(out_dir)
+                if "seed=" in name and os.path.exists(os.path.join(out_dir, name, "results.json")))
+
+
 def finished_runs_by_label(out_dir: str, load_run: Callable[[str, str], Optional[dict]],
                            rerun: str) -> dict[str, list[dict]]:
   """Run label (the run name before its first comma: `base` of `base,seed=0`) -> the figures
@@ -38,11 +44,10 @@ def finished_runs_by_label(out_dir: str, load_run: Callable[[str, str], Optional
   if not os.path.isdir(out_dir):
     raise SystemExit(f"{out_dir}: no such sweep directory; run {rerun}")
   by_label = collections.defaultdict(list)
-  for name in sorted(os.listdir(out_dir)):
-    if os.path.isdir(os.path.join(out_dir, name)) and "seed=" in name:
-      run = load_run(out_dir, name)
-      if run is not None:
-        by_label[name.split(",")[0]].append(run)
+  for name in finished_run_names(out_dir):
+    run = load_run(out_dir, name)
+    if run is not None:
+      by_label[name.split(",")[0]].append(run)
   if not by_label:
     raise SystemExit(f"{out_dir}: no finished run (no */results.json); run {rerun}")
   return dict(by_label)
