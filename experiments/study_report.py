@@ -71,15 +71,22 @@ def seed_bars(axes, by_label: dict[str, list[dict]], labels: list[str], key: str
 def machines(by_label: dict[str, list[dict]], order: list[str]) -> str:
   """The line under a study's table saying where its runs ran: for each machine (results.json's
   `hardware` and `finished` date, in run["hardware"] and run["finished"]) the labels of the runs it
-  ran, in `order`, with their number of seeds where more than one."""
-  runs_on = collections.defaultdict(collections.Counter)
+  ran, in `order`, with their number of seeds where more than one, or which seeds where a label's
+  seeds ran on different machines (seed N is the run name's `seed=N`)."""
+  seeds_on = collections.defaultdict(lambda: collections.defaultdict(list))
   for label in order:
     for run in by_label.get(label, []):
       machine = (f"{run['hardware']}, finished {run['finished']}" if run.get("hardware")
                  else "not recorded in results.json (see the provenance table)")
-      runs_on[machine][label] += 1
-  parts = [f"{machine}: " + ", ".join(label + (f" ({n} seeds)" if n > 1 else "") for label, n in labels.items())
-           for machine, labels in sorted(runs_on.items())]
+      seeds_on[machine][label].append(run["name"].rsplit("seed=", 1)[-1])
+
+  def named(label, seeds):
+    if len(seeds) == len(by_label[label]):
+      return label + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
+    return label + f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)})"
+
+  parts = [f"{machine}: " + ", ".join(named(label, seeds) for label, seeds in labels.items())
+           for machine, labels in sorted(seeds_on.items())]
   return "Machines: " + "; ".join(parts) + ".\n"
 
 

@@ -72,7 +72,21 @@ def test_both_reports_read_the_same_sweep_directory_and_average_seeds(tmp_path):
 
 def test_the_line_under_a_table_names_the_machine_of_each_run():
   xeon = {"hardware": "cpu: Intel(R) Xeon(R) Processor (AVX512-BF16, AMX), 2 cores", "finished": "2026-12-02"}
-  by_label = {"base": [xeon, {"hardware": None}], "A-h4": [xeon], "A-h1": [{}], "C-N4": [xeon, xeon]}
+  by_label = {"base": [dict(xeon, name="base,seed=0"), {"hardware": None, "name": "base,seed=1"}],
+              "A-h4": [dict(xeon, name="A-h4,num_heads=4,seed=0")], "A-h1": [{"name": "A-h1,num_heads=1,seed=0"}],
+              "C-N4": [dict(xeon, name="C-N4,num_layers=4,seed=0"), dict(xeon, name="C-N4,num_layers=4,seed=1")]}
   assert study_report.machines(by_label, ["base", "A-h1", "A-h4", "B-dk8", "C-N4"]) == (
-      "Machines: cpu: Intel(R) Xeon(R) Processor (AVX512-BF16, AMX), 2 cores, finished 2026-12-02: base, A-h4, "
-      "C-N4 (2 seeds); not recorded in results.json (see the provenance table): base, A-h1.\n")
+      "Machines: cpu: Intel(R) Xeon(R) Processor (AVX512-BF16, AMX), 2 cores, finished 2026-12-02: base (seed 0), "
+      "A-h4, C-N4 (2 seeds); not recorded in results.json (see the provenance table): base (seed 1), A-h1.\n")
+
+
+def test_the_table3_figure_takes_more_runs_than_its_colour_map_has_colours(tmp_path):
+  # 17 variations and the base, five of them with two seeds: 23 curves, tab20 has 20 colours.
+  labels = [label for label, *_ in g2p_report.ROWS if label]
+  for i, label in enumerate(labels):
+    for seed in range(2 if i < 5 else 1):
+      write_finished_run(str(tmp_path), f"{label},x={i},seed={seed}", score=0.3 + 0.01 * i + 0.001 * seed)
+  by_label = g2p_report.runs_by_label(str(tmp_path))
+  assert sum(len(runs) for runs in by_label.values()) > 20
+  g2p_report.plot(by_label, str(tmp_path / "g2p.png"))
+  assert (tmp_path / "g2p.png").stat().st_size > 10_000

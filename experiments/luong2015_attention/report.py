@@ -47,7 +47,7 @@ def load_run(out_dir: str, name: str) -> dict | None:
   losses = workdir.metric_history(os.path.join(out_dir, name), "validation/nll")
   (step_before, before), (step_after, after) = last_two_validations(losses)
   evaluation = results["eval"]
-  return {"dataset": results["dataset"], "steps": results["step"], "losses": losses,
+  return {"name": name, "dataset": results["dataset"], "steps": results["step"], "losses": losses,
           "bleu": evaluation["bleu"], "chrf": evaluation["chrf"], "ppl": evaluation["perplexity"],
           "val_before": before, "val_after": after, "val_steps": (step_before, step_after), "params": results["params"], "wall_min": results["wall_s"] / 60,
           "hardware": results.get("hardware"), "finished": results.get("finished")}

@@ -13,6 +13,7 @@ finished run is written as `not run`.  Several seeds: mean ± sample standard de
 averaged checkpoints (right, one bar per row, the base row's seeds as its error bar).
 """
 
+import itertools
 import json
 import os
 
@@ -102,13 +103,14 @@ def plot(by_label: dict[str, list[dict]], path: str):
   runs = [run for label in labels for run in by_label[label]]
   steps, dataset = max(run["steps"] for run in runs), runs[0]["dataset"]
   fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 5))
-  colours = iter(plt.get_cmap("tab20").colors)
+  colours = itertools.cycle(plt.get_cmap("tab20").colors)  # one per row; a row's seeds share it
   for label in labels:
-    for run in by_label[label]:
+    colour, several = next(colours), len(by_label[label]) > 1
+    for i, run in enumerate(by_label[label]):
       points = sorted(run["losses"].items())
-      curves.plot([s for s, _ in points], [l for _, l in points], marker=".", color=next(colours),
-                  label=run["name"].split(",")[0] + (f" seed {run['name'].rsplit('=', 1)[1]}" if label == "base" else ""),
-                  linewidth=2.5 if label == "base" else 1)
+      curves.plot([s for s, _ in points], [l for _, l in points], marker=".", color=colour,
+                  linestyle="--" if i else "-", linewidth=2.5 if label == "base" else 1,
+                  label=label + (f" seed {run['name'].rsplit('=', 1)[1]}" if several else ""))
   curves.axvspan(0.8 * steps, steps, color="grey", alpha=0.15, label="last 20% of steps")
   curves.set(xlabel="training step", ylabel="validation NLL per target token",
              title="validation loss during training")
