@@ -35,6 +35,11 @@ def finished_run_names(out_dir: str) -> list[str]:
                 if "seed=" in name and os.path.exists(os.path.join(out_dir, name, "results.json")))
 
 
+def seed_of(run_name: str) -> str:
+  """The seed of a sweep's run name: `1` of `A-h32,num_heads=32,seed=1`."""
+  return run_name.rsplit("seed=", 1)[-1]
+
+
 def finished_runs_by_label(out_dir: str, load_run: Callable[[str, str], Optional[dict]],
                            rerun: str) -> dict[str, list[dict]]:
   """Run label (the run name before its first comma: `base` of `base,seed=0`) -> the figures
@@ -78,7 +83,7 @@ def machines(by_label: dict[str, list[dict]], order: list[str]) -> str:
     for run in by_label.get(label, []):
       machine = (f"{run['hardware']}, finished {run['finished']}" if run.get("hardware")
                  else "not recorded in results.json (see the provenance table)")
-      seeds_on[machine][label].append(run["name"].rsplit("seed=", 1)[-1])
+      seeds_on[machine][label].append(seed_of(run["name"]))
 
   def named(label, seeds):
     if len(seeds) == len(by_label[label]):

@@ -110,7 +110,7 @@ def plot(by_label: dict[str, list[dict]], path: str):
       points = sorted(run["losses"].items())
       curves.plot([s for s, _ in points], [l for _, l in points], marker=".", color=colour,
                   linestyle="--" if i else "-", linewidth=2.5 if label == "base" else 1,
-                  label=label + (f" seed {run['name'].rsplit('=', 1)[1]}" if several else ""))
+                  label=label + (f" seed {study_report.seed_of(run['name'])}" if several else ""))
   curves.axvspan(0.8 * steps, steps, color="grey", alpha=0.15, label="last 20% of steps")
   curves.set(xlabel="training step", ylabel="validation NLL per target token",
              title="validation loss during training")
