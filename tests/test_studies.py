@@ -107,6 +107,27 @@ def test_sutskever2014_reverse_study_runs_end_to_end(tmp_path, data_dir):
   assert "test WER" in table[0]
 
 
+def test_sutskever2014_reverse_report_tables_bleu_by_length_and_validation_loss(tmp_path):
+  buckets = [(1, 10, 61), (11, None, 939)]
+  for name, bleus, losses in (("forward", (9.0, 4.0), (4.2, 3.9)), ("reversed", (10.0, 6.0), (4.1, 3.7))):
+    evaluation = {"bleu": 5.0, "chrf": 20.0, "bleu_by_source_length": [
+        {"min_words": lo, "max_words": hi, "examples": n, "bleu": b} for (lo, hi, n), b in zip(buckets, bleus)]}
+    (tmp_path / f"{name}.test.json").write_text(json.dumps(evaluation))
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps({"eval": {"perplexity": 40.0}, "step": 800,
+                                                              "wall_s": 600.0}))
+    (tmp_path / name / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": step, "validation/nll": loss}) + "\n" for step, loss in zip((400, 800), losses)))
+  proc = subprocess.run(["python", "-m", "experiments.sutskever2014_reverse.report", f"--out_dir={tmp_path}"],
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = (tmp_path / "table.md").read_text().splitlines()
+  assert table[2].startswith("| forward | 40.00 | 5.0 | 20.0 | 800 | 10.0 min |")
+  assert "| test BLEU by source length (words) | 1-10 (61) | 11+ (939) |" in table
+  assert "| reversed | 10.0 | 6.0 |" in table
+  assert table[-3:] == ["| --- | --- | --- |", "| 400 | 4.200 | 4.100 |", "| 800 | 3.900 | 3.700 |"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)")
 def test_speech_cmudict_study_runs_end_to_end(tmp_path):

@@ -1,14 +1,19 @@
 r"""The forwards / backwards table of a sutskever2014_reverse run directory.
 
-  python experiments/sutskever2014_reverse/report.py --out_dir=runs/sutskever2014_reverse/bible
+  python -m experiments.sutskever2014_reverse.report --out_dir=runs/sutskever2014_reverse/bible
 
 Reads OUT_DIR/{forward,reversed}.test.json (experiments.evaluate) and OUT_DIR/{forward,reversed}/
-results.json (the test perplexity of training's final evaluation); writes OUT_DIR/table.md.
+results.json (the test perplexity of training's final evaluation) and metrics.jsonl; writes
+OUT_DIR/table.md: the scores beside the paper's, the test score by source length (where the
+evaluation has the per-length profile) and the validation loss at every evaluation (was it still
+falling?).
 """
 
 import argparse
 import json
 import os
+
+from seq2seq_jax import workdir
 
 PAPER = {"forward": "test perplexity 5.8, BLEU 25.9", "reversed": "test perplexity 4.7, BLEU 30.6"}
 
@@ -26,6 +31,37 @@ def row(out_dir: str, name: str) -> str:
           f"{results['wall_s'] / 60:.1f} min | {PAPER[name]} |")
 
 
+def by_length_table(out_dir: str, names: list[str]) -> list[str]:
+  """Test BLEU by source length in words, a row per run; [] where the evaluations lack the profile."""
+  profiles = {}
+  for name in names:
+    with open(os.path.join(out_dir, f"{name}.test.json")) as f:
+      profiles[name] = json.load(f).get("bleu_by_source_length")
+  if not all(profiles.values()):
+    return []
+  buckets = profiles[names[0]]
+  labels = [f"{b['min_words']}-{b['max_words']}" if b["max_words"] else f"{b['min_words']}+" for b in buckets]
+  table = ["| test BLEU by source length (words) | " + " | ".join(f"{label} ({b['examples']})"
+                                                               for label, b in zip(labels, buckets)) + " |",
+           "| --- | " + " | ".join("---" for _ in buckets) + " |"]
+  table += [f"| {name} | " + " | ".join(f"{b['bleu']:.1f}" for b in profiles[name]) + " |" for name in names]
+  return table
+
+
+def validation_table(out_dir: str, names: list[str]) -> list[str]:
+  """Validation negative log-likelihood per token at every evaluation, a column per run; [] where the
+  runs never validated."""
+  losses = {name: workdir.metric_history(os.path.join(out_dir, name), "validation/nll") for name in names}
+  if not any(losses.values()):
+    return []
+  table = ["| validation NLL per token, step | " + " | ".join(names) + " |",
+           "| --- | " + " | ".join("---" for _ in names) + " |"]
+  for step in sorted({step for by_step in losses.values() for step in by_step}):
+    table.append(f"| {step} | " + " | ".join(f"{losses[name][step]:.3f}" if step in losses[name] else ""
+                                              for name in names) + " |")
+  return table
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out_dir", required=True)
@@ -38,6 +74,8 @@ def main():
   header = "| source read | test perplexity | " + ("test WER | test PER" if wer else "test BLEU | test chrF") + \
            " | steps | process wall | paper (WMT'14 En-Fr, §3.3) |"
   table = [header, "| --- | --- | --- | --- | --- | --- | --- |"] + [row(args.out_dir, n) for n in names]
+  for section in (by_length_table(args.out_dir, names), validation_table(args.out_dir, names)):
+    table += [""] + section if section else []
   with open(os.path.join(args.out_dir, "table.md"), "w") as f:
     f.write("\n".join(table) + "\n")
   print("\n".join(table))

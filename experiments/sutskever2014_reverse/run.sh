@@ -11,4 +11,4 @@ shift
 out=runs/sutskever2014_reverse/$dataset
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then out=$1; shift; fi
 experiments/run_recipes.sh experiments/sutskever2014_reverse "$dataset" "$out" "$@"
-python experiments/sutskever2014_reverse/report.py --out_dir="$out"
+python -m experiments.sutskever2014_reverse.report --out_dir="$out"
