@@ -29,6 +29,11 @@ def main(description: str, load_runs: Callable[[str], dict], table: Callable[[di
   print(text, end="")
 
 
+def length_bucket_label(bucket: dict) -> str:
+  """'11-20' for a bucket of `bleu_by_source_length` (source lengths in words), '51+' for the open last one."""
+  return f"{bucket['min_words']}-{bucket['max_words']}" if bucket["max_words"] else f"{bucket['min_words']}+"
+
+
 def finished_run_names(out_dir: str) -> list[str]:
   """The run directories of a sweep (names with `seed=`) that have a results.json, sorted."""
   return sorted(name for name in os.listdir(out_dir)

@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 
+from experiments import study_report  # pylint: disable=wrong-import-position
 from seq2seq_jax import workdir  # pylint: disable=wrong-import-position
 
 MODEL_ORDER = ("rnn_seq2seq", "rnn_attention", "transformer")
@@ -45,18 +46,13 @@ def test_loss(run_dir: str) -> float:
     return json.load(f)["eval"]["nll"]
 
 
-def bucket_label(row: dict) -> str:
-  """'11-20' for a bucket of source lengths in words, '51+' for the open last one."""
-  return f"{row['min_words']}-{row['max_words']}" if row["max_words"] else f"{row['min_words']}+"
-
-
 def curve(evaluation: dict) -> tuple[list, list, list, list, str]:
   """(x, row labels, y, examples, y label): BLEU by source length in words (x: bucket upper
   bounds, labels '11-20') for a translation, else exact-match accuracy (%) by source length in
   tokens."""
   if "bleu_by_source_length" in evaluation:
     rows = evaluation["bleu_by_source_length"]
-    return ([r["max_words"] or r["min_words"] for r in rows], [bucket_label(r) for r in rows],
+    return ([r["max_words"] or r["min_words"] for r in rows], [study_report.length_bucket_label(r) for r in rows],
             [r["bleu"] for r in rows], [r["examples"] for r in rows], "BLEU")
   rows = evaluation["wer_by_source_length"]
   lengths = [r["source_length"] for r in rows]

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 
+from experiments import study_report
 from seq2seq_jax import workdir
 
 PAPER = {"forward": "test perplexity 5.8, BLEU 25.9", "reversed": "test perplexity 4.7, BLEU 30.6"}
@@ -40,9 +41,8 @@ def by_length_table(out_dir: str, names: list[str]) -> list[str]:
   if not all(profiles.values()):
     return []
   buckets = profiles[names[0]]
-  labels = [f"{b['min_words']}-{b['max_words']}" if b["max_words"] else f"{b['min_words']}+" for b in buckets]
-  table = ["| test BLEU by source length (words) | " + " | ".join(f"{label} ({b['examples']})"
-                                                               for label, b in zip(labels, buckets)) + " |",
+  table = ["| test BLEU by source length (words) | " + " | ".join(
+               f"{study_report.length_bucket_label(b)} ({b['examples']})" for b in buckets) + " |",
            "| --- | " + " | ".join("---" for _ in buckets) + " |"]
   table += [f"| {name} | " + " | ".join(f"{b['bleu']:.1f}" for b in profiles[name]) + " |" for name in names]
   return table
