@@ -1,5 +1,6 @@
 """What the studies' reports share: the command line (a sweep directory in, a markdown table and a
-figure out), the sweep directory read as finished runs by label, seeds written as mean ± sd.
+figure out), the sweep directory read as finished runs by label, seeds written as mean ± sd, the
+shared tables (validation loss by step, BLEU-by-length bucket labels).
 
   python -m experiments.<study>.report --out_dir=RUNS --output=results.md [--plot=results.png]
 """
@@ -9,6 +10,8 @@ import collections
 import os
 import statistics
 from typing import Callable, Optional
+
+from seq2seq_jax import workdir
 
 
 def main(description: str, load_runs: Callable[[str], dict], table: Callable[[dict], str],
@@ -32,6 +35,18 @@ def main(description: str, load_runs: Callable[[str], dict], table: Callable[[di
 def length_bucket_label(bucket: dict) -> str:
   """'11-20' for a bucket of `bleu_by_source_length` (source lengths in words), '51+' for the open last one."""
   return f"{bucket['min_words']}-{bucket['max_words']}" if bucket["max_words"] else f"{bucket['min_words']}+"
+
+
+def validation_loss_table(run_dirs: dict[str, str]) -> list[str]:
+  """The lines of a markdown table of the validation negative log-likelihood per token at every
+  evaluation, a column per run (header -> run directory): its header, then a row per step."""
+  losses = {header: workdir.metric_history(run_dir, "validation/nll") for header, run_dir in run_dirs.items()}
+  table = ["| validation NLL per token, step | " + " | ".join(losses) + " |",
+           "| --- | " + " | ".join("---" for _ in losses) + " |"]
+  for step in sorted({step for by_step in losses.values() for step in by_step}):
+    table.append(f"| {step} | " + " | ".join(f"{by_step[step]:.3f}" if step in by_step else ""
+                                              for by_step in losses.values()) + " |")
+  return table
 
 
 def finished_run_names(out_dir: str) -> list[str]:

@@ -104,13 +104,8 @@ def main():
            "| all | | " + " | ".join(overall) + " |"]
   for i, label in enumerate(lines[0][2]):
     table.append(f"| {label} | {lines[0][4][i]} | " + " | ".join(f"{line[3][i]:.1f}" for line in lines) + " |")
-  losses = {model: workdir.metric_history(os.path.join(args.out_dir, model), "validation/nll") for model, *_ in lines}
-  steps_evaluated = sorted({step for by_step in losses.values() for step in by_step})
-  table += ["", "| validation NLL per token, step | " + " | ".join(names) + " |",
-            "| --- | " + " | ".join("---" for _ in names) + " |"]
-  for step in steps_evaluated:
-    table.append(f"| {step} | " + " | ".join(f"{losses[model][step]:.3f}" if step in losses[model] else ""
-                                              for model, *_ in lines) + " |")
+  table += [""] + study_report.validation_loss_table(
+      {name: os.path.join(args.out_dir, model) for name, (model, *_) in zip(names, lines)})
   table.append("| test, end of training | " + " | ".join(f"{test_loss(os.path.join(args.out_dir, model)):.3f}"
                                                         for model, *_ in lines) + " |")
   with open(os.path.join(args.out_dir, "by_length.md"), "w") as f:

@@ -14,16 +14,11 @@ import json
 import os
 
 from experiments import study_report
-from seq2seq_jax import workdir
 
 PAPER = {"forward": "test perplexity 5.8, BLEU 25.9", "reversed": "test perplexity 4.7, BLEU 30.6"}
 
 
-def row(out_dir: str, name: str) -> str:
-  with open(os.path.join(out_dir, f"{name}.test.json")) as f:
-    evaluation = json.load(f)
-  with open(os.path.join(out_dir, name, "results.json")) as f:
-    results = json.load(f)
+def row(name: str, evaluation: dict, results: dict) -> str:
   if "wer" in evaluation:
     scores = f"{100 * evaluation['wer']:.1f}% | {100 * evaluation['per']:.1f}%"
   else:
@@ -32,34 +27,23 @@ def row(out_dir: str, name: str) -> str:
           f"{results['wall_s'] / 60:.1f} min | {PAPER[name]} |")
 
 
-def by_length_table(out_dir: str, names: list[str]) -> list[str]:
+def by_length_table(evaluations: dict[str, dict]) -> list[str]:
   """Test BLEU by source length in words, a row per run; [] where the evaluations lack the profile."""
-  profiles = {}
-  for name in names:
-    with open(os.path.join(out_dir, f"{name}.test.json")) as f:
-      profiles[name] = json.load(f).get("bleu_by_source_length")
+  profiles = {name: evaluation.get("bleu_by_source_length") for name, evaluation in evaluations.items()}
   if not all(profiles.values()):
     return []
-  buckets = profiles[names[0]]
+  buckets = next(iter(profiles.values()))
   table = ["| test BLEU by source length (words) | " + " | ".join(
                f"{study_report.length_bucket_label(b)} ({b['examples']})" for b in buckets) + " |",
            "| --- | " + " | ".join("---" for _ in buckets) + " |"]
-  table += [f"| {name} | " + " | ".join(f"{b['bleu']:.1f}" for b in profiles[name]) + " |" for name in names]
+  table += [f"| {name} | " + " | ".join(f"{b['bleu']:.1f}" for b in profile) + " |"
+            for name, profile in profiles.items()]
   return table
 
 
-def validation_table(out_dir: str, names: list[str]) -> list[str]:
-  """Validation negative log-likelihood per token at every evaluation, a column per run; [] where the
-  runs never validated."""
-  losses = {name: workdir.metric_history(os.path.join(out_dir, name), "validation/nll") for name in names}
-  if not any(losses.values()):
-    return []
-  table = ["| validation NLL per token, step | " + " | ".join(names) + " |",
-           "| --- | " + " | ".join("---" for _ in names) + " |"]
-  for step in sorted({step for by_step in losses.values() for step in by_step}):
-    table.append(f"| {step} | " + " | ".join(f"{losses[name][step]:.3f}" if step in losses[name] else ""
-                                              for name in names) + " |")
-  return table
+def load_json(path: str) -> dict:
+  with open(path) as f:
+    return json.load(f)
 
 
 def main():
@@ -69,12 +53,14 @@ def main():
   names = [n for n in ("forward", "reversed") if os.path.exists(os.path.join(args.out_dir, f"{n}.test.json"))]
   if not names:
     raise SystemExit(f"no forward.test.json or reversed.test.json in {args.out_dir}")
-  with open(os.path.join(args.out_dir, f"{names[0]}.test.json")) as f:
-    wer = "wer" in json.load(f)
+  evaluations = {n: load_json(os.path.join(args.out_dir, f"{n}.test.json")) for n in names}
+  wer = "wer" in evaluations[names[0]]
   header = "| source read | test perplexity | " + ("test WER | test PER" if wer else "test BLEU | test chrF") + \
            " | steps | process wall | paper (WMT'14 En-Fr, §3.3) |"
-  table = [header, "| --- | --- | --- | --- | --- | --- | --- |"] + [row(args.out_dir, n) for n in names]
-  for section in (by_length_table(args.out_dir, names), validation_table(args.out_dir, names)):
+  table = [header, "| --- | --- | --- | --- | --- | --- | --- |"]
+  table += [row(n, evaluations[n], load_json(os.path.join(args.out_dir, n, "results.json"))) for n in names]
+  validation = study_report.validation_loss_table({n: os.path.join(args.out_dir, n) for n in names})
+  for section in (by_length_table(evaluations), validation if len(validation) > 2 else []):
     table += [""] + section if section else []
   with open(os.path.join(args.out_dir, "table.md"), "w") as f:
     f.write("\n".join(table) + "\n")
