@@ -10,8 +10,8 @@ FLAT_FRACTION = 0.01
 
 def last_fifth_change(losses: dict[int, float], steps: int) -> tuple[float, float]:
   """(validation NLL at the last evaluation at or before 80% of the run's steps, at its last
-  evaluation; training validates every --eval_every_steps except at the last step, which is tested
-  instead).  The two must differ: a run needs a validation within its last fifth."""
+  evaluation; training validates every --eval_every_steps and at its last step).  The two must
+  differ: a run needs a validation within its last fifth."""
   early = [step for step in losses if step <= 0.8 * steps]
   if not early or max(early) == max(losses):
     raise SystemExit(f"a run of {steps} steps validated at steps {sorted(losses)}: its convergence needs one "
@@ -21,7 +21,8 @@ def last_fifth_change(losses: dict[int, float], steps: int) -> tuple[float, floa
 
 def last_two_validations(losses: dict[int, float]) -> tuple[tuple[int, float], tuple[int, float]]:
   """((step, validation NLL), (step, validation NLL)) of a run's last two evaluations: the latest
-  trend, for a recipe whose last validation falls at 80% of the steps (no last-fifth change)."""
+  trend, for runs that validated only every --eval_every_steps (trained before training validated
+  at its last step too) and whose last validation falls at 80% of the steps."""
   if len(losses) < 2:
     raise SystemExit(f"a run validated at steps {sorted(losses)}: its trend needs two validations; "
                      "train with a smaller --eval_every_steps")

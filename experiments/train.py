@@ -53,7 +53,7 @@ flags.DEFINE_integer("vocab_size", DEFAULT.vocab_size, "SentencePiece pieces per
 flags.DEFINE_bool("shared_vocab", DEFAULT.shared_vocab, "One SentencePiece vocabulary for source and target.")
 flags.DEFINE_integer("num_train_steps", DEFAULT.num_train_steps, "Optimizer steps.")
 flags.DEFINE_integer("eval_every_steps", DEFAULT.eval_every_steps, "Validation (loss; WER/PER or BLEU "
-                     "with the decoding flags) every N steps.")
+                     "with the decoding flags) every N steps and at the last step.")
 flags.DEFINE_integer("checkpoint_every_steps", DEFAULT.checkpoint_every_steps, "Checkpoint every N steps "
                      "(and at the end).")
 flags.DEFINE_integer("keep_checkpoints", DEFAULT.keep_checkpoints, "Keep the latest N checkpoints; more "

@@ -25,7 +25,7 @@ class TrainConfig:
   batch_size: int = 256            # global batch, split over all devices
   max_tokens: int = 0              # token budget per global batch instead of batch_size (0 = off)
   num_train_steps: int = 1200
-  eval_every_steps: int = 600
+  eval_every_steps: int = 600      # validation every N steps and at the last step
   checkpoint_every_steps: int = 500
   keep_checkpoints: int = 2
   log_every_steps: int = 50

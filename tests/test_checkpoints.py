@@ -122,7 +122,7 @@ def test_best_checkpoint_is_the_best_validated_one(trained):
   with open(os.path.join(trained, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f]
   losses = {r["step"]: r["validation/loss"] for r in records if "validation/loss" in r}
-  assert sorted(losses) == [10, 20, 30, 40]  # with --best_metric the last step is validated too
+  assert sorted(losses) == [10, 20, 30, 40]  # every --eval_every_steps and the last step
   best_step = min(losses, key=lambda s: (losses[s], s))
   step, best = _params(trained, "best")
   assert step == best_step
@@ -174,6 +174,7 @@ def test_fine_tuning_starts_from_the_parameters_it_names(trained, tmp_path, data
       "--schedule=constant", "--learning_rate=0", "--warmup_steps=1", "--batch_size=64", "--length_buckets=32",
       "--max_test_examples=8", "--eval_every_steps=100")
   assert _equal(_params(tuned, "latest", use_ema=False)[1], _params(trained, 20)[1])
+  assert list(workdir.metric_history(tuned, "validation/loss")) == [2]  # the last step is validated too
   with open(os.path.join(tuned, "config.json")) as f:
     assert json.load(f)["model_hparams"]["d_model"] == 32  # the model flags of the run it starts from
 

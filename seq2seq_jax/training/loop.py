@@ -338,8 +338,7 @@ def _train_and_evaluate(config: TrainConfig, signals: faults.StopSignals) -> dic
       writer.write(done, {f"train/{k}": v for k, v in metrics.items()})
       progress.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['target_tokens_per_s']:.0f}")
       sums, tick, tick_step = None, time.time(), done
-    validate_now = done % config.eval_every_steps == 0 and done != config.num_train_steps
-    if validate_now or (config.best_metric and done == config.num_train_steps):
+    if done % config.eval_every_steps == 0 or done == config.num_train_steps:
       params = state_lib.evaluation_params(state)
       task = translator.decoding_task(model, model_config, params, vocabs[1], config.decoding)
       valid = evaluate(task, eval_fn, validation, vocabs, config, mesh, spec)
