@@ -128,6 +128,32 @@ def test_sutskever2014_reverse_report_tables_bleu_by_length_and_validation_loss(
   assert table[-3:] == ["| --- | --- | --- |", "| 400 | 4.200 | 4.100 |", "| 800 | 3.900 | 3.700 |"]
 
 
+def test_sutskever2014_reverse_report_gives_a_row_per_seed_and_their_mean(tmp_path):
+  for seed, (wer_forward, wer_reversed) in enumerate(((0.26, 0.24), (0.28, 0.25))):
+    for name, wer, perplexity in (("forward", wer_forward, 1.32), ("reversed", wer_reversed, 1.30 + seed / 100)):
+      run_dir = tmp_path / f"seed{seed}" / name
+      run_dir.mkdir(parents=True)
+      (run_dir.parent / f"{name}.test.json").write_text(json.dumps({"wer": wer, "per": wer / 4}))
+      (run_dir / "results.json").write_text(json.dumps({"eval": {"perplexity": perplexity}, "step": 10,
+                                                        "wall_s": 60.0}))
+      (run_dir / "config.json").write_text(json.dumps({"full_config": {"seed": seed}}))
+      (run_dir / "metrics.jsonl").write_text(json.dumps({"step": 10, "validation/nll": perplexity}) + "\n")
+  proc = subprocess.run(["python", "-m", "experiments.sutskever2014_reverse.report",
+                         f"--out_dir={tmp_path / 'seed0'}", f"--out_dir={tmp_path / 'seed1'}"],
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = (tmp_path / "seed0" / "table.md").read_text().splitlines()
+  assert [line.split(" | ")[0] for line in table[2:8]] == [
+      "| forward", "| reversed", "| forward, seed 1", "| reversed, seed 1", "| **forward, 2 seeds**",
+      "| **reversed, 2 seeds**"]
+  assert table[2].endswith("| 26.0% | 6.5% | 10 | 1.0 min | test perplexity 5.8, BLEU 25.9 |")
+  assert table[4].endswith("| 1.0 min |  |")  # the paper's figures once, beside seed 0
+  assert table[6] == "| **forward, 2 seeds** | 1.32 ± 0.00 | **27.00 ± 1.41%** | 6.75 ± 0.35% | | | |"
+  assert table[7].startswith("| **reversed, 2 seeds** | 1.31 ± 0.01 | **24.50 ± 0.71%** |")
+  assert table[-3:] == ["| validation NLL per token, step | forward | reversed | forward, seed 1 | reversed, seed 1 |",
+                        "| --- | --- | --- | --- | --- |", "| 10 | 1.320 | 1.300 | 1.320 | 1.310 |"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)")
 def test_speech_cmudict_study_runs_end_to_end(tmp_path):

@@ -1,12 +1,15 @@
-r"""The forwards / backwards table of a sutskever2014_reverse run directory.
+r"""The forwards / backwards table of sutskever2014_reverse run directories, one per seed.
 
   python -m experiments.sutskever2014_reverse.report --out_dir=runs/sutskever2014_reverse/bible
+  python -m experiments.sutskever2014_reverse.report --out_dir=runs/sutskever2014_reverse/bible \
+      --out_dir=runs/sutskever2014_reverse/bible_seed1
 
 Reads OUT_DIR/{forward,reversed}.test.json (experiments.evaluate) and OUT_DIR/{forward,reversed}/
-results.json (the test perplexity of training's final evaluation) and metrics.jsonl; writes
-OUT_DIR/table.md: the scores beside the paper's, the test score by source length (where the
-evaluation has the per-length profile) and the validation loss at every evaluation (was it still
-falling?).
+results.json (the test perplexity of training's final evaluation), config.json (the seed) and
+metrics.jsonl; writes table.md in the first OUT_DIR: the scores beside the paper's, with several
+OUT_DIRs a row per seed and the mean ± standard deviation over the seeds; the test score by source
+length (where the evaluations have the per-length profile) and the validation loss at every
+evaluation (was it still falling?).
 """
 
 import argparse
@@ -18,13 +21,30 @@ from experiments import study_report
 PAPER = {"forward": "test perplexity 5.8, BLEU 25.9", "reversed": "test perplexity 4.7, BLEU 30.6"}
 
 
-def row(name: str, evaluation: dict, results: dict) -> str:
+def scores(evaluation: dict) -> tuple[float, float]:
+  """(WER, PER) in % or (BLEU, chrF): the two test scores of the table."""
   if "wer" in evaluation:
-    scores = f"{100 * evaluation['wer']:.1f}% | {100 * evaluation['per']:.1f}%"
-  else:
-    scores = f"{evaluation['bleu']:.1f} | {evaluation['chrf']:.1f}"
-  return (f"| {name} | {results['eval']['perplexity']:.2f} | {scores} | {results['step']} | "
-          f"{results['wall_s'] / 60:.1f} min | {PAPER[name]} |")
+    return 100 * evaluation["wer"], 100 * evaluation["per"]
+  return evaluation["bleu"], evaluation["chrf"]
+
+
+def row(label: str, direction: str, evaluation: dict, results: dict) -> str:
+  unit = "%" if "wer" in evaluation else ""
+  first, second = scores(evaluation)
+  paper = PAPER[direction] if label == direction else ""
+  return (f"| {label} | {results['eval']['perplexity']:.2f} | {first:.1f}{unit} | {second:.1f}{unit} | "
+          f"{results['step']} | {results['wall_s'] / 60:.1f} min | {paper} |")
+
+
+def seeds_row(direction: str, runs: list[tuple[dict, dict]]) -> str:
+  """The mean ± sample standard deviation of a direction's seeds (runs: (evaluation, results))."""
+  unit = "%" if "wer" in runs[0][0] else ""
+  digits = 2 if unit else 1
+  perplexity = study_report.mean_and_spread([results["eval"]["perplexity"] for _, results in runs], 2)
+  first, second = ([scores(evaluation)[i] for evaluation, _ in runs] for i in (0, 1))
+  return (f"| **{direction}, {len(runs)} seeds** | {perplexity} | "
+          f"**{study_report.mean_and_spread(first, digits)}{unit}** | "
+          f"{study_report.mean_and_spread(second, digits)}{unit} | | | |")
 
 
 def by_length_table(evaluations: dict[str, dict]) -> list[str]:
@@ -46,23 +66,45 @@ def load_json(path: str) -> dict:
     return json.load(f)
 
 
+def run_label(direction: str, seed: int, several_seeds: bool) -> str:
+  """'forward' for seed 0 (or the only seed), 'forward, seed 1' for the others."""
+  return f"{direction}, seed {seed}" if several_seeds and seed else direction
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out_dir", required=True)
+  parser.add_argument("--out_dir", required=True, action="append",
+                      help="a run.sh output directory; repeat it for the seeds of one recipe")
   args = parser.parse_args()
-  names = [n for n in ("forward", "reversed") if os.path.exists(os.path.join(args.out_dir, f"{n}.test.json"))]
-  if not names:
-    raise SystemExit(f"no forward.test.json or reversed.test.json in {args.out_dir}")
-  evaluations = {n: load_json(os.path.join(args.out_dir, f"{n}.test.json")) for n in names}
-  wer = "wer" in evaluations[names[0]]
+  several = len(args.out_dir) > 1
+  runs = {}  # label -> (direction, run directory, evaluation, results)
+  for out_dir in args.out_dir:
+    names = [n for n in ("forward", "reversed") if os.path.exists(os.path.join(out_dir, f"{n}.test.json"))]
+    if not names:
+      raise SystemExit(f"no forward.test.json or reversed.test.json in {out_dir}; run run.sh into it first")
+    for name in names:
+      seed = load_json(os.path.join(out_dir, name, "config.json"))["full_config"]["seed"] if several else 0
+      runs[run_label(name, seed, several)] = (name, os.path.join(out_dir, name),
+                                              load_json(os.path.join(out_dir, f"{name}.test.json")),
+                                              load_json(os.path.join(out_dir, name, "results.json")))
+  if len(runs) != len(args.out_dir) * len(names):
+    raise SystemExit(f"the directories {args.out_dir} hold two runs of one direction and seed; give each seed once")
+  wer = "wer" in next(iter(runs.values()))[2]
   header = "| source read | test perplexity | " + ("test WER | test PER" if wer else "test BLEU | test chrF") + \
            " | steps | process wall | paper (WMT'14 En-Fr, §3.3) |"
   table = [header, "| --- | --- | --- | --- | --- | --- | --- |"]
-  table += [row(n, evaluations[n], load_json(os.path.join(args.out_dir, n, "results.json"))) for n in names]
-  validation = study_report.validation_loss_table({n: os.path.join(args.out_dir, n) for n in names})
+  order = sorted(runs, key=lambda label: (label != runs[label][0], label))  # seed 0 first, then by seed
+  table += [row(label, runs[label][0], runs[label][2], runs[label][3]) for label in order]
+  if several:
+    for direction in ("forward", "reversed"):
+      seeds = [(evaluation, results) for name, _, evaluation, results in runs.values() if name == direction]
+      if seeds:
+        table.append(seeds_row(direction, seeds))
+  evaluations = {label: runs[label][2] for label in order}
+  validation = study_report.validation_loss_table({label: runs[label][1] for label in order})
   for section in (by_length_table(evaluations), validation if len(validation) > 2 else []):
     table += [""] + section if section else []
-  with open(os.path.join(args.out_dir, "table.md"), "w") as f:
+  with open(os.path.join(args.out_dir[0], "table.md"), "w") as f:
     f.write("\n".join(table) + "\n")
   print("\n".join(table))
 
