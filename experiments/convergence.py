@@ -21,8 +21,8 @@ def last_fifth_change(losses: dict[int, float], steps: int) -> tuple[float, floa
 
 def last_two_validations(losses: dict[int, float]) -> tuple[tuple[int, float], tuple[int, float]]:
   """((step, validation NLL), (step, validation NLL)) of a run's last two evaluations: the latest
-  trend, for runs that validated only every --eval_every_steps (trained before training validated
-  at its last step too) and whose last validation falls at 80% of the steps."""
+  trend, for runs whose metrics have no validation at their last step and whose last validation
+  falls at 80% of the steps."""
   if len(losses) < 2:
     raise SystemExit(f"a run validated at steps {sorted(losses)}: its trend needs two validations; "
                      "train with a smaller --eval_every_steps")
