@@ -319,11 +319,13 @@ def _orbax_read_left_behind(unraisable) -> bool:
 
 
 def _orbax_future_left_behind(record: logging.LogRecord) -> bool:
-  """Whether an asyncio log record is '... exception was never retrieved' for an orbax read."""
+  """Whether an asyncio log record is '... exception was never retrieved' for a checkpoint read: a
+  task running orbax code, or a bare future holding tensorstore's error on a checkpoint's OCDBT
+  database (it has no traceback to name orbax)."""
   text = record.getMessage()
   if record.exc_info:
     text += "".join(traceback.format_exception(*record.exc_info))
-  return "never retrieved" in text and f"{os.sep}orbax{os.sep}" in text
+  return "never retrieved" in text and (f"{os.sep}orbax{os.sep}" in text or "OCDBT database" in text)
 
 
 def _silence_abandoned_reads() -> None:

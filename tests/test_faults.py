@@ -5,10 +5,13 @@
   resumed ends exactly where an uninterrupted run ends, on two devices even after its newest
   checkpoint lost its data files and the one before was truncated (both moved aside; resumed from
   the next older one);
-- decode on a damaged checkpoint, a truncated config.json and a truncated vocabulary: one line;
+- decode on a damaged checkpoint, a truncated config.json and a truncated vocabulary: one line,
+  even when the reads a failed restore abandoned are collected after it;
 - a learning rate that diverges: exit 3 naming the step, the good checkpoint kept, no results.json.
 """
 
+import asyncio
+import gc
 import glob
 import json
 import os
@@ -120,6 +123,26 @@ def _damage_and_check_decode(stopped):
   line = last_line(proc)
   assert line.startswith(f"error: {stopped}: checkpoint {newest} is damaged (") and f"intact steps: {oldest};" in line
   return newest, before, oldest
+
+
+def _abandon_future(error: Exception) -> None:
+  """A future holding `error` that nobody retrieves, collected after its loop closed: how a failed
+  checkpoint read leaves tensorstore's other reads behind."""
+  loop = asyncio.new_event_loop()
+  future = loop.create_future()
+  future.set_exception(error)
+  loop.close()
+  del future
+  gc.collect()
+
+
+def test_checkpoint_reads_abandoned_as_bare_futures_are_silent_after_a_failed_restore(caplog):
+  workdir._silence_abandoned_reads()  # what a failed restore installs
+  _abandon_future(ValueError('OUT_OF_RANGE: Error reading "params/1.0.0" in OCDBT database at local file '
+                             '"/w/checkpoints/20/state/": Requested byte range is not valid'))
+  assert not caplog.records  # nothing printed after the one-line error
+  _abandon_future(ValueError("a failure of something else"))  # still reported
+  assert [r.getMessage().splitlines()[0] for r in caplog.records] == ["Future exception was never retrieved"]
 
 
 def train_and_stop(workdir, flags, devices, after_step, signum=signal.SIGTERM) -> int:
