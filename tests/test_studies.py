@@ -103,8 +103,9 @@ def test_sutskever2014_reverse_study_runs_end_to_end(tmp_path, data_dir):
             ["--num_train_steps=2", "--hidden_size=16", "--embedding_size=8", "--batch_size=16", "--length_buckets=32",
              "--max_test_examples=16", "--max_eval_examples=16"], eval_max_examples="16")
   table = (out / "table.md").read_text().splitlines()
-  assert [line.split(" | ")[0] for line in table[2:]] == ["| forward", "| reversed"]
+  assert [line.split(" | ")[0] for line in table[2:4]] == ["| forward", "| reversed"]
   assert "test WER" in table[0]
+  assert table[-1].startswith("| 2 | ")  # the validation at the last step
 
 
 def test_sutskever2014_reverse_report_tables_bleu_by_length_and_validation_loss(tmp_path):
