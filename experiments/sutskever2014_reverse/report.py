@@ -77,17 +77,18 @@ def main():
                       help="a run.sh output directory; repeat it for the seeds of one recipe")
   args = parser.parse_args()
   several = len(args.out_dir) > 1
-  runs = {}  # label -> (direction, run directory, evaluation, results)
+  runs, found = {}, 0  # label -> (direction, run directory, evaluation, results)
   for out_dir in args.out_dir:
     names = [n for n in ("forward", "reversed") if os.path.exists(os.path.join(out_dir, f"{n}.test.json"))]
     if not names:
       raise SystemExit(f"no forward.test.json or reversed.test.json in {out_dir}; run run.sh into it first")
+    found += len(names)
     for name in names:
       seed = load_json(os.path.join(out_dir, name, "config.json"))["full_config"]["seed"] if several else 0
       runs[run_label(name, seed, several)] = (name, os.path.join(out_dir, name),
                                               load_json(os.path.join(out_dir, f"{name}.test.json")),
                                               load_json(os.path.join(out_dir, name, "results.json")))
-  if len(runs) != len(args.out_dir) * len(names):
+  if len(runs) != found:
     raise SystemExit(f"the directories {args.out_dir} hold two runs of one direction and seed; give each seed once")
   wer = "wer" in next(iter(runs.values()))[2]
   header = "| source read | test perplexity | " + ("test WER | test PER" if wer else "test BLEU | test chrF") + \
