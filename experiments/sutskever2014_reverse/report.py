@@ -15,6 +15,7 @@ evaluation (was it still falling?).
 import argparse
 import json
 import os
+from typing import NamedTuple
 
 from experiments import study_report
 
@@ -28,20 +29,33 @@ def scores(evaluation: dict) -> tuple[float, float]:
   return evaluation["bleu"], evaluation["chrf"]
 
 
-def row(label: str, direction: str, evaluation: dict, results: dict) -> str:
-  unit = "%" if "wer" in evaluation else ""
-  first, second = scores(evaluation)
-  paper = PAPER[direction] if label == direction else ""
-  return (f"| {label} | {results['eval']['perplexity']:.2f} | {first:.1f}{unit} | {second:.1f}{unit} | "
-          f"{results['step']} | {results['wall_s'] / 60:.1f} min | {paper} |")
+class Run(NamedTuple):
+  direction: str      # "forward" or "reversed"
+  seed: int
+  run_dir: str        # the training workdir
+  evaluation: dict    # its <direction>.test.json
+  results: dict       # its results.json
 
 
-def seeds_row(direction: str, runs: list[tuple[dict, dict]]) -> str:
-  """The mean ± sample standard deviation of a direction's seeds (runs: (evaluation, results))."""
-  unit = "%" if "wer" in runs[0][0] else ""
+def run_label(run: Run, several_seeds: bool) -> str:
+  """'forward' for seed 0 (or the only seed), 'forward, seed 1' for the others."""
+  return f"{run.direction}, seed {run.seed}" if several_seeds and run.seed else run.direction
+
+
+def row(run: Run, label: str) -> str:
+  unit = "%" if "wer" in run.evaluation else ""
+  first, second = scores(run.evaluation)
+  paper = PAPER[run.direction] if label == run.direction else ""
+  return (f"| {label} | {run.results['eval']['perplexity']:.2f} | {first:.1f}{unit} | {second:.1f}{unit} | "
+          f"{run.results['step']} | {run.results['wall_s'] / 60:.1f} min | {paper} |")
+
+
+def seeds_row(direction: str, runs: list[Run]) -> str:
+  """The mean ± sample standard deviation of a direction's seeds."""
+  unit = "%" if "wer" in runs[0].evaluation else ""
   digits = 2 if unit else 1
-  perplexity = study_report.mean_and_spread([results["eval"]["perplexity"] for _, results in runs], 2)
-  first, second = ([scores(evaluation)[i] for evaluation, _ in runs] for i in (0, 1))
+  perplexity = study_report.mean_and_spread([run.results["eval"]["perplexity"] for run in runs], 2)
+  first, second = ([scores(run.evaluation)[i] for run in runs] for i in (0, 1))
   return (f"| **{direction}, {len(runs)} seeds** | {perplexity} | "
           f"**{study_report.mean_and_spread(first, digits)}{unit}** | "
           f"{study_report.mean_and_spread(second, digits)}{unit} | | | |")
@@ -66,44 +80,39 @@ def load_json(path: str) -> dict:
     return json.load(f)
 
 
-def run_label(direction: str, seed: int, several_seeds: bool) -> str:
-  """'forward' for seed 0 (or the only seed), 'forward, seed 1' for the others."""
-  return f"{direction}, seed {seed}" if several_seeds and seed else direction
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out_dir", required=True, action="append",
                       help="a run.sh output directory; repeat it for the seeds of one recipe")
   args = parser.parse_args()
   several = len(args.out_dir) > 1
-  runs, found = {}, 0  # label -> (direction, run directory, evaluation, results)
+  runs = []
   for out_dir in args.out_dir:
     names = [n for n in ("forward", "reversed") if os.path.exists(os.path.join(out_dir, f"{n}.test.json"))]
     if not names:
       raise SystemExit(f"no forward.test.json or reversed.test.json in {out_dir}; run run.sh into it first")
-    found += len(names)
     for name in names:
-      seed = load_json(os.path.join(out_dir, name, "config.json"))["full_config"]["seed"] if several else 0
-      runs[run_label(name, seed, several)] = (name, os.path.join(out_dir, name),
-                                              load_json(os.path.join(out_dir, f"{name}.test.json")),
-                                              load_json(os.path.join(out_dir, name, "results.json")))
-  if len(runs) != found:
+      run_dir = os.path.join(out_dir, name)
+      seed = load_json(os.path.join(run_dir, "config.json"))["full_config"]["seed"] if several else 0
+      runs.append(Run(name, seed, run_dir, load_json(os.path.join(out_dir, f"{name}.test.json")),
+                      load_json(os.path.join(run_dir, "results.json"))))
+  if len({(run.direction, run.seed) for run in runs}) != len(runs):
     raise SystemExit(f"the directories {args.out_dir} hold two runs of one direction and seed; give each seed once")
-  wer = "wer" in next(iter(runs.values()))[2]
+  runs.sort(key=lambda run: (run.seed, run.direction))
+  labels = [run_label(run, several) for run in runs]
+  wer = "wer" in runs[0].evaluation
   header = "| source read | test perplexity | " + ("test WER | test PER" if wer else "test BLEU | test chrF") + \
            " | steps | process wall | paper (WMT'14 En-Fr, §3.3) |"
   table = [header, "| --- | --- | --- | --- | --- | --- | --- |"]
-  order = sorted(runs, key=lambda label: (label != runs[label][0], label))  # seed 0 first, then by seed
-  table += [row(label, runs[label][0], runs[label][2], runs[label][3]) for label in order]
+  table += [row(run, label) for run, label in zip(runs, labels)]
   if several:
     for direction in ("forward", "reversed"):
-      seeds = [(evaluation, results) for name, _, evaluation, results in runs.values() if name == direction]
+      seeds = [run for run in runs if run.direction == direction]
       if seeds:
         table.append(seeds_row(direction, seeds))
-  evaluations = {label: runs[label][2] for label in order}
-  validation = study_report.validation_loss_table({label: runs[label][1] for label in order})
-  for section in (by_length_table(evaluations), validation if len(validation) > 2 else []):
+  validation = study_report.validation_loss_table({label: run.run_dir for run, label in zip(runs, labels)})
+  by_length = by_length_table({label: run.evaluation for run, label in zip(runs, labels)})
+  for section in (by_length, validation if len(validation) > 2 else []):
     table += [""] + section if section else []
   with open(os.path.join(args.out_dir[0], "table.md"), "w") as f:
     f.write("\n".join(table) + "\n")
